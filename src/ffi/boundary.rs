@@ -1,0 +1,93 @@
+//! The edge of the ABI: panic containment, pointer checks and `pmap_last_error`.
+
+use std::any::Any;
+use std::cell::RefCell;
+use std::ffi::c_char;
+use std::io::Write;
+
+use crate::pool::Error;
+use crate::status::Status;
+
+/// Runs an export's body; a panic becomes `$default` and a `pmap_last_error` message.
+///
+/// Every export wraps its body (not itself) so cbindgen sees each function as written.
+macro_rules! ffi_boundary {
+    ($name:literal, $default:expr, $body:block) => {
+        match ::std::panic::catch_unwind(::std::panic::AssertUnwindSafe(|| $body)) {
+            Ok(value) => value,
+            Err(payload) => {
+                $crate::ffi::boundary::record_panic($name, payload.as_ref());
+                $default
+            }
+        }
+    };
+}
+
+/// `&mut T` from an out-pointer argument, or return `PMAP_INVALID`.
+macro_rules! try_mut {
+    ($fn_name:literal, $ptr:ident) => {{
+        if $ptr.is_null() {
+            return $crate::ffi::boundary::invalid($fn_name, concat!(stringify!($ptr), " is NULL"));
+        }
+        // SAFETY: non-NULL was checked above; the caller promises it points to writable
+        // memory of the right type for the duration of the call.
+        unsafe { &mut *$ptr }
+    }};
+}
+
+thread_local! {
+    /// This thread's last error message, NUL-terminated. Reused to avoid allocating.
+    static LAST_ERROR: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Record `"<fn>: <STATUS>: <message>"` as this thread's last error.
+pub(crate) fn record(fn_name: &str, status: Status, message: &str) {
+    LAST_ERROR.with(|cell| {
+        let mut buf = cell.borrow_mut();
+        buf.clear();
+        let _ = write!(buf, "{fn_name}: {}: {message}", status.name());
+        // An interior NUL would cut the message short, never overrun it.
+        buf.push(0);
+    });
+}
+
+/// Record `err` and return its status as the C status code.
+pub(crate) fn fail(fn_name: &str, err: &Error) -> i32 {
+    if err.status != Status::Done {
+        record(fn_name, err.status, &err.message);
+    }
+    err.status as i32
+}
+
+/// Record an invalid-argument message and return `PMAP_INVALID`.
+pub(crate) fn invalid(fn_name: &str, message: &str) -> i32 {
+    record(fn_name, Status::Invalid, message);
+    Status::Invalid as i32
+}
+
+pub(crate) fn record_panic(fn_name: &str, payload: &(dyn Any + Send)) {
+    let detail = payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)");
+    record(
+        fn_name,
+        Status::Internal,
+        &format!("internal panic caught: {detail}"),
+    );
+}
+
+/// This thread's last error as a C string, or "" when there was none.
+pub(crate) fn last_error_ptr() -> *const c_char {
+    LAST_ERROR.with(|cell| {
+        let buf = cell.borrow();
+        if buf.is_empty() {
+            c"".as_ptr()
+        } else {
+            // The buffer lives as long as the thread and only changes on the next failing
+            // call of this thread, as documented for `pmap_last_error`.
+            buf.as_ptr().cast()
+        }
+    })
+}

@@ -1,0 +1,708 @@
+//! The pool: admission, the work queue, the collector and shutdown, over one state lock.
+//!
+//! See `src/DESIGN.md` for the pipeline and its states. In short:
+//!
+//! * **Admission** (`submit`, the feeder) takes a slot while fewer than `capacity` items
+//!   are in flight, gives the item the next index and puts it on the work queue. Only
+//!   `next` frees a slot, so at most `capacity` items exist anywhere in the pipeline.
+//! * **Workers** take tasks from the queue, run them (or mark them cancelled when the
+//!   pool is cancelled) and store the outcome in the collector.
+//! * **Consumers** (`next`) take ready outcomes from the collector.
+//! * **Cancel** moves every queued task straight to the collector as cancelled, so the
+//!   outcome of a cancelled item never waits for a busy worker.
+//! * **Free** cancels, waits until every accepted item has an outcome, hands those never
+//!   taken to `Handler::drop_unreturned`, disconnects the queue and joins every thread.
+
+use std::borrow::Cow;
+use std::iter::Peekable;
+use std::mem::ManuallyDrop;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use crossbeam_channel::{Receiver, Sender};
+
+use crate::collector::Collector;
+use crate::config::{Config, Resolved};
+use crate::handler::{Handler, Outcome, Source};
+use crate::stats::{Outcomes, Stats};
+use crate::status::{ItemStatus, Status};
+use crate::sync::{Condvar, Mutex, MutexGuard, lock};
+use crate::threads::{self, OwnerGuard};
+use crate::wait::{Deadline, Wait};
+use crate::{feeder, worker};
+
+/// Why a call did not do what it was asked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Error {
+    pub status: Status,
+    pub message: Cow<'static, str>,
+}
+
+impl Error {
+    pub(crate) fn new(status: Status, message: impl Into<Cow<'static, str>>) -> Self {
+        Error {
+            status,
+            message: message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.status.name(), self.message)
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// An item `submit` did not accept, handed back with the reason.
+#[derive(Debug)]
+pub struct Rejected<I> {
+    pub item: I,
+    pub error: Error,
+}
+
+/// A task on the work queue.
+pub(crate) struct Task<I> {
+    pub index: u64,
+    pub item: I,
+}
+
+/// Everything behind the state lock.
+struct State<I, O> {
+    /// Indices given out so far; the next item gets this one.
+    submitted: u64,
+    /// Outcomes handed back by `next`.
+    delivered: u64,
+    /// Outcomes stored in the collector so far (delivered ones included).
+    produced: u64,
+    /// The feeder holds a slot while it calls the source.
+    feeder_reserved: bool,
+    closed: bool,
+    cancelled: bool,
+    /// `free` is waiting for every accepted item to have an outcome.
+    freeing: bool,
+    collector: Collector<I, O>,
+    /// Dropped by `free` so idle workers see the queue disconnect and exit.
+    work_tx: Option<Sender<Task<I>>>,
+    consumers_waiting: u32,
+    producers_waiting: u32,
+    outcomes: Outcomes,
+}
+
+impl<I, O> State<I, O> {
+    /// Slots taken: items accepted and not handed back, plus the feeder's reservation.
+    fn slots_taken(&self) -> u64 {
+        self.submitted - self.delivered + u64::from(self.feeder_reserved)
+    }
+
+    fn has_room(&self, capacity: usize) -> bool {
+        self.slots_taken() < capacity as u64
+    }
+
+    /// No item will ever come out of `next` again.
+    fn is_done(&self) -> bool {
+        (self.closed || self.cancelled) && self.slots_taken() == 0
+    }
+
+    /// Every accepted item has an outcome and the feeder holds nothing.
+    fn is_settled(&self) -> bool {
+        self.produced == self.submitted && !self.feeder_reserved
+    }
+}
+
+/// The part of a pool its threads share. Lives in a `Box` owned by [`Pool`], which joins
+/// every thread before dropping it; threads reach it through [`SharedRef`].
+pub(crate) struct Shared<H: Handler> {
+    pub(crate) handler: H,
+    capacity: usize,
+    fail_fast: bool,
+    workers: usize,
+    state: Mutex<State<H::Item, H::Output>>,
+    /// Consumers wait here for a ready outcome or for the end.
+    ready: Condvar,
+    /// Producers and the feeder wait here for a free slot, close or cancel.
+    room: Condvar,
+    /// `free` waits here until every accepted item has an outcome.
+    settled: Condvar,
+    /// Mirror of `State::cancelled` that workers and callbacks read without the lock.
+    cancelled: AtomicBool,
+    /// Workers take tasks here. Dropped by hand in `shutdown`, never in a forked child.
+    pub(crate) work_rx: ManuallyDrop<Receiver<Task<H::Item>>>,
+    /// Fork generation the pool was created in.
+    born_in: u64,
+    started: Instant,
+    busy_ns: AtomicU64,
+}
+
+/// A pointer to [`Shared`] that a pool thread may carry.
+pub(crate) struct SharedRef<H: Handler>(*const Shared<H>);
+
+// SAFETY: `Shared` is `Sync` (its mutable parts sit behind a Mutex or atomics and the
+// handler is `Sync`), and the pointee outlives every thread holding a `SharedRef`:
+// `Pool` joins all its threads before the `Box<Shared>` is dropped.
+unsafe impl<H: Handler> Send for SharedRef<H> {}
+
+impl<H: Handler> SharedRef<H> {
+    pub(crate) fn get(&self) -> &Shared<H> {
+        // SAFETY: see the `Send` impl: the pointee lives until after this thread is joined.
+        unsafe { &*self.0 }
+    }
+}
+
+/// A streaming parallel map: submit items (or give it a source), take outcomes.
+///
+/// Every method takes `&self`: any number of threads may submit and consume at once.
+/// Dropping the pool is `free`: it cancels, hands unreturned outcomes to
+/// [`Handler::drop_unreturned`], and joins every thread.
+pub struct Pool<H: Handler> {
+    /// Dropped by hand in `Drop`, after every thread that points into it is joined.
+    shared: ManuallyDrop<Box<Shared<H>>>,
+    threads: Vec<JoinHandle<()>>,
+    source_mode: bool,
+}
+
+impl<H: Handler> Pool<H> {
+    /// A pool whose input comes from `submit`.
+    pub fn new(handler: H, config: &Config) -> Result<Self, Error> {
+        Self::start(handler, config, None)
+    }
+
+    /// A pool whose input comes from `source`, pulled by the pool's own feeder thread.
+    pub fn with_source(
+        handler: H,
+        config: &Config,
+        source: Source<H::Item>,
+    ) -> Result<Self, Error> {
+        Self::start(handler, config, Some(source))
+    }
+
+    fn start(handler: H, config: &Config, source: Option<Source<H::Item>>) -> Result<Self, Error> {
+        let cfg: Resolved = config
+            .resolve()
+            .map_err(|m| Error::new(Status::Invalid, m))?;
+        let (work_tx, work_rx) = crossbeam_channel::unbounded();
+        let shared = Box::new(Shared {
+            handler,
+            capacity: cfg.capacity,
+            fail_fast: cfg.fail_fast,
+            workers: cfg.workers,
+            state: Mutex::new(State {
+                submitted: 0,
+                delivered: 0,
+                produced: 0,
+                feeder_reserved: false,
+                closed: false,
+                cancelled: false,
+                freeing: false,
+                collector: Collector::new(cfg.ordered, cfg.capacity),
+                work_tx: Some(work_tx),
+                consumers_waiting: 0,
+                producers_waiting: 0,
+                outcomes: Outcomes::default(),
+            }),
+            ready: Condvar::new(),
+            room: Condvar::new(),
+            settled: Condvar::new(),
+            cancelled: AtomicBool::new(false),
+            work_rx: ManuallyDrop::new(work_rx),
+            born_in: threads::fork_generation(),
+            started: Instant::now(),
+            busy_ns: AtomicU64::new(0),
+        });
+        let mut pool = Pool {
+            shared: ManuallyDrop::new(shared),
+            threads: Vec::with_capacity(cfg.workers + 1),
+            source_mode: source.is_some(),
+        };
+        let prefix = match &cfg.name {
+            Some(name) => format!("pmap-{name}-"),
+            None => "pmap-".to_string(),
+        };
+        for id in 0..cfg.workers as u32 {
+            let shared = pool.shared_ref();
+            let spawned = threads::spawn_blocking_signals(format!("{prefix}{id}"), move || {
+                worker::run(shared.get(), id)
+            });
+            pool.adopt(spawned)?;
+        }
+        if let Some(source) = source {
+            let shared = pool.shared_ref();
+            let spawned = threads::spawn_blocking_signals(format!("{prefix}feed"), move || {
+                feeder::run(shared.get(), source)
+            });
+            pool.adopt(spawned)?;
+        }
+        Ok(pool)
+    }
+
+    fn shared_ref(&self) -> SharedRef<H> {
+        SharedRef(&**self.shared)
+    }
+
+    /// Keep a started thread; on failure the pool is dropped, which stops the started ones.
+    fn adopt(&mut self, spawned: std::io::Result<JoinHandle<()>>) -> Result<(), Error> {
+        match spawned {
+            Ok(handle) => {
+                self.threads.push(handle);
+                Ok(())
+            }
+            Err(e) => Err(Error::new(
+                Status::System,
+                format!("could not start a pool thread: {e}"),
+            )),
+        }
+    }
+
+    /// Submit one item, waiting for room as `wait` allows. On refusal the item comes back.
+    pub fn submit(&self, item: H::Item, wait: Wait) -> Result<(), Rejected<H::Item>> {
+        let mut items = std::iter::once(item).peekable();
+        match self.submit_many(&mut items, wait) {
+            (_, Ok(())) => Ok(()),
+            (_, Err(error)) => Err(Rejected {
+                item: items.next().expect("a refused item stays in the iterator"),
+                error,
+            }),
+        }
+    }
+
+    /// Submit items from `items` in order, as many as fit before `wait` runs out.
+    ///
+    /// Returns how many were accepted; items not accepted stay in the iterator. The
+    /// status is `Ok` only when the iterator was emptied.
+    pub fn submit_many<It>(
+        &self,
+        items: &mut Peekable<It>,
+        wait: Wait,
+    ) -> (usize, Result<(), Error>)
+    where
+        It: Iterator<Item = H::Item>,
+    {
+        if let Err(e) = self.check_fork() {
+            return (0, Err(e));
+        }
+        if self.source_mode {
+            let msg = "pmap_submit is not allowed on a pool with a source";
+            return (0, Err(Error::new(Status::Invalid, msg)));
+        }
+        let shared = &**self.shared;
+        let deadline = wait.deadline();
+        let mut accepted = 0;
+        let mut st = lock(&shared.state);
+        loop {
+            if st.cancelled {
+                return (
+                    accepted,
+                    Err(Error::new(Status::Cancelled, "the pool is cancelled")),
+                );
+            }
+            if st.closed {
+                return (
+                    accepted,
+                    Err(Error::new(Status::Closed, "the input is closed")),
+                );
+            }
+            while st.has_room(shared.capacity) {
+                match items.next() {
+                    Some(item) => {
+                        shared.accept_locked(&mut st, item);
+                        accepted += 1;
+                    }
+                    None => return (accepted, Ok(())),
+                }
+            }
+            if items.peek().is_none() {
+                return (accepted, Ok(()));
+            }
+            st = match shared.wait_producer(st, deadline) {
+                Ok(st) => st,
+                Err(e) => return (accepted, Err(e)),
+            };
+        }
+    }
+
+    /// End of input. Idempotent.
+    pub fn close(&self) -> Result<(), Error> {
+        self.check_fork()?;
+        let mut st = lock(&self.shared.state);
+        self.shared.close_locked(&mut st);
+        Ok(())
+    }
+
+    /// Take the next outcome: in index order when ordered, as finished otherwise.
+    ///
+    /// `Err` with `Status::Done` once the input is closed (or the pool cancelled) and
+    /// every item has been handed back; `Status::Timeout` when `wait` ran out.
+    pub fn next(&self, wait: Wait) -> Result<Outcome<H::Item, H::Output>, Error> {
+        let mut out = Vec::with_capacity(1);
+        self.next_many(&mut out, 1, wait)?;
+        Ok(out.pop().expect("next_many returned one outcome"))
+    }
+
+    /// Wait (as `wait` allows) for the first ready outcome, then append whatever else is
+    /// ready, up to `max` in all, to `out`. Returns how many were appended.
+    pub fn next_many(
+        &self,
+        out: &mut Vec<Outcome<H::Item, H::Output>>,
+        max: usize,
+        wait: Wait,
+    ) -> Result<usize, Error> {
+        self.next_into(max, wait, |outcome| out.push(outcome))
+    }
+
+    /// [`Pool::next_many`] handing each outcome to `sink` (called under the state lock,
+    /// so it must be quick and must not call back into the pool).
+    pub fn next_into(
+        &self,
+        max: usize,
+        wait: Wait,
+        mut sink: impl FnMut(Outcome<H::Item, H::Output>),
+    ) -> Result<usize, Error> {
+        self.check_fork()?;
+        if max == 0 {
+            return Err(Error::new(Status::Invalid, "max must be at least 1"));
+        }
+        let shared = &**self.shared;
+        let deadline = wait.deadline();
+        let mut st = lock(&shared.state);
+        loop {
+            let mut got = 0;
+            while got < max {
+                match st.collector.pop_ready() {
+                    Some(outcome) => sink(outcome),
+                    None => break,
+                }
+                got += 1;
+            }
+            if got > 0 {
+                st.delivered += got as u64;
+                shared.wake_locked(&st);
+                return Ok(got);
+            }
+            if st.is_done() {
+                return Err(Error::new(Status::Done, "every item has been handed back"));
+            }
+            st = shared.wait_consumer(st, deadline)?;
+        }
+    }
+
+    /// Stop: no new item starts, items not started come back cancelled. Idempotent.
+    pub fn cancel(&self) -> Result<(), Error> {
+        self.check_fork()?;
+        let mut st = lock(&self.shared.state);
+        self.shared.cancel_locked(&mut st);
+        Ok(())
+    }
+
+    /// Whether the pool has been cancelled (by `cancel`, fail-fast or free).
+    pub fn is_cancelled(&self) -> bool {
+        self.shared.cancelled.load(Ordering::Acquire)
+    }
+
+    /// A consistent snapshot of the counters.
+    pub fn stats(&self) -> Result<Stats, Error> {
+        self.check_fork()?;
+        let shared = &**self.shared;
+        let st = lock(&shared.state);
+        Ok(Stats {
+            submitted: st.submitted,
+            succeeded: st.outcomes.succeeded,
+            failed: st.outcomes.failed,
+            cancelled: st.outcomes.cancelled,
+            in_flight: st.submitted - st.delivered,
+            workers: shared.workers as u32,
+            elapsed_ns: shared.started.elapsed().as_nanos() as u64,
+            busy_ns: shared.busy_ns.load(Ordering::Relaxed),
+        })
+    }
+
+    /// Worker threads of this pool.
+    pub fn workers(&self) -> usize {
+        self.shared.workers
+    }
+
+    /// Most items in flight.
+    pub fn capacity(&self) -> usize {
+        self.shared.capacity
+    }
+
+    /// Whether the calling thread is one of this pool's threads or inside its callbacks,
+    /// where a call that waits on the pool could never return.
+    pub fn is_current_thread_inside(&self) -> bool {
+        threads::is_owned_by(self.shared.addr())
+    }
+
+    /// Whether this pool was inherited from a parent process through `fork()`.
+    pub fn is_forked(&self) -> bool {
+        threads::fork_generation() != self.shared.born_in
+    }
+
+    fn check_fork(&self) -> Result<(), Error> {
+        if self.is_forked() {
+            let msg = "the pool was created before fork(); in the child only pmap_free is allowed";
+            return Err(Error::new(Status::Forked, msg));
+        }
+        Ok(())
+    }
+
+    /// Cancel, wait for running items, hand back unreturned outcomes, join every thread.
+    fn shutdown(&mut self) {
+        if self.is_forked() {
+            // The threads do not exist in this process: nothing to stop, nothing to join,
+            // no callback may run. Forgetting the handles avoids detaching phantom threads,
+            // and the queue's endpoints are leaked because a thread that vanished in the
+            // fork may have held the channel's internal locks.
+            for handle in self.threads.drain(..) {
+                std::mem::forget(handle);
+            }
+            let st = self
+                .shared
+                .state
+                .get_mut()
+                .unwrap_or_else(|p| p.into_inner());
+            std::mem::forget(st.work_tx.take());
+            return;
+        }
+        let shared = &**self.shared;
+        let leftovers = {
+            let mut st = lock(&shared.state);
+            shared.cancel_locked(&mut st);
+            st.freeing = true;
+            while !st.is_settled() {
+                st = shared.settled.wait(st).unwrap_or_else(|p| p.into_inner());
+            }
+            let leftovers = st.collector.take_all();
+            st.delivered += leftovers.len() as u64;
+            leftovers
+        };
+        {
+            let _inside = OwnerGuard::enter(shared.addr());
+            for outcome in leftovers {
+                shared.handler.drop_unreturned(outcome);
+            }
+        }
+        // Disconnect the (empty) queue: each worker runs its exit hook and returns.
+        drop(lock(&shared.state).work_tx.take());
+        for handle in self.threads.drain(..) {
+            // Pool threads abort on panic, so a join error cannot happen.
+            let _ = handle.join();
+        }
+        // SAFETY: every thread that used the receiver has been joined; it is not used again.
+        unsafe { ManuallyDrop::drop(&mut self.shared.work_rx) };
+    }
+}
+
+impl<H: Handler> Drop for Pool<H> {
+    fn drop(&mut self) {
+        if self.is_current_thread_inside() && !self.is_forked() {
+            // Joining from one of our own threads would wait for itself forever. The
+            // C layer refuses this case before it gets here; from Rust, leak instead
+            // (the threads keep their `Shared` alive because it is never freed).
+            self.shared.cancelled.store(true, Ordering::Release);
+            for handle in self.threads.drain(..) {
+                std::mem::forget(handle);
+            }
+            return;
+        }
+        self.shutdown();
+        // SAFETY: every thread holding a `SharedRef` was joined by `shutdown` (or does not
+        // exist in this forked child), and `shared` is not used after this point.
+        unsafe { ManuallyDrop::drop(&mut self.shared) };
+    }
+}
+
+impl<H: Handler> Shared<H> {
+    pub(crate) fn addr(&self) -> usize {
+        self as *const Self as usize
+    }
+
+    pub(crate) fn is_cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::Acquire)
+    }
+
+    /// Give `item` the next index and queue it. The caller checked for room.
+    fn accept_locked(&self, st: &mut State<H::Item, H::Output>, item: H::Item) {
+        let index = st.submitted;
+        st.submitted += 1;
+        let tx = st
+            .work_tx
+            .as_ref()
+            .expect("the queue stays connected until free");
+        // The queue is unbounded (admission bounds it) and we hold a receiver: cannot fail.
+        let _ = tx.send(Task { index, item });
+    }
+
+    /// Store a finished item's outcome.
+    pub(crate) fn store(&self, outcome: Outcome<H::Item, H::Output>) {
+        let mut st = lock(&self.state);
+        self.store_locked(&mut st, outcome);
+    }
+
+    fn store_locked(
+        &self,
+        st: &mut State<H::Item, H::Output>,
+        outcome: Outcome<H::Item, H::Output>,
+    ) {
+        let failed = match outcome.status {
+            ItemStatus::Ok => {
+                st.outcomes.succeeded += 1;
+                false
+            }
+            ItemStatus::Failed | ItemStatus::SourceFailed => {
+                st.outcomes.failed += 1;
+                true
+            }
+            ItemStatus::Cancelled => {
+                st.outcomes.cancelled += 1;
+                false
+            }
+        };
+        st.produced += 1;
+        st.collector.insert(outcome);
+        if failed && self.fail_fast {
+            self.cancel_locked(st);
+        }
+        self.wake_locked(st);
+    }
+
+    fn close_locked(&self, st: &mut State<H::Item, H::Output>) {
+        st.closed = true;
+        self.wake_locked(st);
+    }
+
+    fn cancel_locked(&self, st: &mut State<H::Item, H::Output>) {
+        if st.cancelled {
+            return;
+        }
+        st.cancelled = true;
+        self.cancelled.store(true, Ordering::Release);
+        // Queued tasks never start: they get their outcome now, not when a worker frees up.
+        while let Ok(task) = self.work_rx.try_recv() {
+            st.outcomes.cancelled += 1;
+            st.produced += 1;
+            st.collector
+                .insert(Outcome::cancelled(task.index, task.item));
+        }
+        self.wake_locked(st);
+    }
+
+    /// Wake whoever can now make progress. Cheap when nobody waits.
+    fn wake_locked(&self, st: &State<H::Item, H::Output>) {
+        if st.consumers_waiting > 0 {
+            if st.is_done() {
+                self.ready.notify_all();
+            } else if st.collector.has_ready() {
+                self.ready.notify_one();
+            }
+        }
+        if st.producers_waiting > 0 {
+            if st.closed || st.cancelled {
+                self.room.notify_all();
+            } else if st.has_room(self.capacity) {
+                self.room.notify_one();
+            }
+        }
+        if st.freeing && st.is_settled() {
+            self.settled.notify_all();
+        }
+    }
+
+    /// A producer found no room: wait until woken or the deadline passes.
+    fn wait_producer<'a>(
+        &'a self,
+        st: MutexGuard<'a, State<H::Item, H::Output>>,
+        deadline: Deadline,
+    ) -> Result<MutexGuard<'a, State<H::Item, H::Output>>, Error> {
+        self.wait_on(&self.room, st, deadline, |st| &mut st.producers_waiting)
+    }
+
+    fn wait_consumer<'a>(
+        &'a self,
+        st: MutexGuard<'a, State<H::Item, H::Output>>,
+        deadline: Deadline,
+    ) -> Result<MutexGuard<'a, State<H::Item, H::Output>>, Error> {
+        self.wait_on(&self.ready, st, deadline, |st| &mut st.consumers_waiting)
+    }
+
+    fn wait_on<'a>(
+        &'a self,
+        cv: &Condvar,
+        mut st: MutexGuard<'a, State<H::Item, H::Output>>,
+        deadline: Deadline,
+        waiters: fn(&mut State<H::Item, H::Output>) -> &mut u32,
+    ) -> Result<MutexGuard<'a, State<H::Item, H::Output>>, Error> {
+        let limit = match deadline {
+            Deadline::Now => None,
+            Deadline::Never => Some(None),
+            Deadline::At(at) => at.checked_duration_since(Instant::now()).map(Some),
+        };
+        let Some(limit) = limit else {
+            return Err(Error::new(Status::Timeout, "the timeout expired"));
+        };
+        if threads::is_owned_by(self.addr()) {
+            let msg = "this call would wait on the pool from inside one of its own callbacks";
+            return Err(Error::new(Status::Invalid, msg));
+        }
+        *waiters(&mut st) += 1;
+        st = match limit {
+            None => cv.wait(st).unwrap_or_else(|p| p.into_inner()),
+            Some(d) => cv.wait_timeout(st, d).unwrap_or_else(|p| p.into_inner()).0,
+        };
+        *waiters(&mut st) -= 1;
+        Ok(st)
+    }
+
+    /// The feeder's admission: reserve a slot before pulling. `false` means stop pulling.
+    pub(crate) fn reserve_for_feeder(&self) -> bool {
+        let mut st = lock(&self.state);
+        loop {
+            if st.cancelled || st.closed {
+                return false;
+            }
+            if st.has_room(self.capacity) {
+                st.feeder_reserved = true;
+                return true;
+            }
+            st.producers_waiting += 1;
+            st = self.room.wait(st).unwrap_or_else(|p| p.into_inner());
+            st.producers_waiting -= 1;
+        }
+    }
+
+    /// The feeder got `pulled` for its reserved slot. Returns whether to keep pulling.
+    pub(crate) fn feed(&self, pulled: crate::handler::Pulled<H::Item>) -> bool {
+        use crate::handler::Pulled;
+        let mut st = lock(&self.state);
+        st.feeder_reserved = false;
+        match pulled {
+            Pulled::Item(item) if st.cancelled => {
+                let index = st.submitted;
+                st.submitted += 1;
+                self.store_locked(&mut st, Outcome::cancelled(index, item));
+                false
+            }
+            Pulled::Item(item) => {
+                self.accept_locked(&mut st, item);
+                self.wake_locked(&st);
+                true
+            }
+            Pulled::End => {
+                self.close_locked(&mut st);
+                false
+            }
+            Pulled::Failed(code) => {
+                let index = st.submitted;
+                st.submitted += 1;
+                st.closed = true;
+                self.store_locked(&mut st, Outcome::source_failed(index, code));
+                false
+            }
+        }
+    }
+
+    /// Time spent in the work function, for stats.
+    pub(crate) fn add_busy(&self, ns: u64) {
+        self.busy_ns.fetch_add(ns, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,24 @@
+//! The synchronisation primitives the pipeline protocol uses, in one place, so a model
+//! checker build can swap them without touching the pipeline code.
+
+use std::sync::PoisonError;
+pub(crate) use std::sync::{Condvar, Mutex, MutexGuard};
+
+/// Lock, ignoring poison: state updates never panic halfway (a panic inside pmap's own
+/// threads aborts the process), so a poisoned lock still guards consistent state.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Aborts the process if dropped during a panic: a pool thread that panicked would
+/// leave items that never come back, which is worse than a loud stop.
+pub(crate) struct AbortOnPanic;
+
+impl Drop for AbortOnPanic {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("pmap: internal panic on a pool thread; aborting");
+            std::process::abort();
+        }
+    }
+}
