@@ -276,6 +276,9 @@ extern "C" {
  *
  * Parameters: `opts`, the struct to fill; NULL is ignored.
  * Thread: any.
+ *
+ * # Safety
+ * `opts` is NULL or points to a writable `pmap_options`.
  */
 void pmap_options_init(struct pmap_options *opts);
 
@@ -291,6 +294,9 @@ void pmap_options_init(struct pmap_options *opts);
  * `*out` is written only on `PMAP_OK`.
  * Ownership: the caller owns the pool and must release it with `pmap_free`.
  * Thread: any.
+ *
+ * # Safety
+ * `opts` is NULL or points to `opts->struct_size` readable bytes; `out` is NULL or writable.
  */
 pmap_status pmap_new(const struct pmap_options *opts, struct pmap_pool **out);
 
@@ -306,6 +312,9 @@ pmap_status pmap_new(const struct pmap_options *opts, struct pmap_pool **out);
  * Thread: any; several producers may submit at once. Deadlock potential: only
  * `pmap_next` makes room, so a thread that both submits and consumes must submit with
  * timeout 0 and drain on `PMAP_TIMEOUT`.
+ *
+ * # Safety
+ * `pool` is NULL or a live pool from `pmap_new`.
  */
 pmap_status pmap_submit(struct pmap_pool *pool, void *item, int64_t timeout_ns);
 
@@ -318,6 +327,9 @@ pmap_status pmap_submit(struct pmap_pool *pool, void *item, int64_t timeout_ns);
  * (`PMAP_TIMEOUT`, `PMAP_CLOSED`, `PMAP_CANCELLED`, …) with `*accepted < n`. Items
  * `items[*accepted..n)` stay with the caller.
  * Thread: any.
+ *
+ * # Safety
+ * `pool` is NULL or live; `items` points to `n` pointers; `accepted` is NULL or writable.
  */
 pmap_status pmap_submit_many(struct pmap_pool *pool,
                              void *const *items,
@@ -332,6 +344,9 @@ pmap_status pmap_submit_many(struct pmap_pool *pool,
  *
  * Returns: `PMAP_OK`; `PMAP_INVALID` (NULL pool); `PMAP_FORKED`.
  * Thread: any, including inside a callback.
+ *
+ * # Safety
+ * `pool` is NULL or a live pool from `pmap_new`.
  */
 pmap_status pmap_close(struct pmap_pool *pool);
 
@@ -346,6 +361,9 @@ pmap_status pmap_close(struct pmap_pool *pool);
  * `PMAP_FORKED`.
  * Ownership: `out->item` and `out->value` belong to the caller from now on.
  * Thread: any; several consumers may call at once (each result goes to one of them).
+ *
+ * # Safety
+ * `pool` is NULL or live; `out` is NULL or writable.
  */
 pmap_status pmap_next(struct pmap_pool *pool, struct pmap_result *out, int64_t timeout_ns);
 
@@ -357,6 +375,9 @@ pmap_status pmap_next(struct pmap_pool *pool, struct pmap_result *out, int64_t t
  * `got`, always written (0 unless `PMAP_OK`).
  * Returns: as `pmap_next`; `PMAP_INVALID` also when `max == 0`.
  * Thread: any.
+ *
+ * # Safety
+ * `pool` is NULL or live; `out` has room for `max` results; `got` is NULL or writable.
  */
 pmap_status pmap_next_many(struct pmap_pool *pool,
                            struct pmap_result *out,
@@ -373,6 +394,9 @@ pmap_status pmap_next_many(struct pmap_pool *pool,
  *
  * Returns: `PMAP_OK`; `PMAP_INVALID` (NULL pool); `PMAP_FORKED`.
  * Thread: any, including inside a callback of this pool; never waits for work.
+ *
+ * # Safety
+ * `pool` is NULL or a live pool from `pmap_new`.
  */
 pmap_status pmap_cancel(struct pmap_pool *pool);
 
@@ -388,6 +412,9 @@ pmap_status pmap_cancel(struct pmap_pool *pool);
  * callbacks (the pool is left intact).
  * Thread: any thread other than the pool's own; no other call on this pool may be in
  * progress or start.
+ *
+ * # Safety
+ * `pool` is NULL or a live pool from `pmap_new`, not used by any other call now or later.
  */
 pmap_status pmap_free(struct pmap_pool *pool);
 
@@ -397,6 +424,9 @@ pmap_status pmap_free(struct pmap_pool *pool);
  * Parameters: `out`, written only on `PMAP_OK`.
  * Returns: `PMAP_OK`; `PMAP_INVALID` (NULL argument); `PMAP_FORKED`.
  * Thread: any.
+ *
+ * # Safety
+ * `pool` is NULL or live; `out` is NULL or writable.
  */
 pmap_status pmap_stats_get(const struct pmap_pool *pool, struct pmap_stats *out);
 
@@ -405,6 +435,9 @@ pmap_status pmap_stats_get(const struct pmap_pool *pool, struct pmap_stats *out)
  * A long work function may poll it to stop early. NULL gives false.
  *
  * Thread: any, including inside callbacks; never blocks.
+ *
+ * # Safety
+ * `pool` is NULL or a live pool from `pmap_new`.
  */
 bool pmap_is_cancelled(const struct pmap_pool *pool);
 

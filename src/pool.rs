@@ -69,6 +69,10 @@ pub(crate) struct Task<I> {
     pub item: I,
 }
 
+/// The state of pool `H`, and the guard that proves its lock is held.
+type StateOf<H> = State<<H as Handler>::Item, <H as Handler>::Output>;
+type Guard<'a, H> = MutexGuard<'a, StateOf<H>>;
+
 /// Everything behind the state lock.
 struct State<I, O> {
     /// Indices given out so far; the next item gets this one.
@@ -119,7 +123,7 @@ pub(crate) struct Shared<H: Handler> {
     capacity: usize,
     fail_fast: bool,
     workers: usize,
-    state: Mutex<State<H::Item, H::Output>>,
+    state: Mutex<StateOf<H>>,
     /// Consumers wait here for a ready outcome or for the end.
     ready: Condvar,
     /// Producers and the feeder wait here for a free slot, close or cancel.
@@ -522,7 +526,7 @@ impl<H: Handler> Shared<H> {
     }
 
     /// Give `item` the next index and queue it. The caller checked for room.
-    fn accept_locked(&self, st: &mut State<H::Item, H::Output>, item: H::Item) {
+    fn accept_locked(&self, st: &mut StateOf<H>, item: H::Item) {
         let index = st.submitted;
         st.submitted += 1;
         let tx = st
@@ -539,11 +543,7 @@ impl<H: Handler> Shared<H> {
         self.store_locked(&mut st, outcome);
     }
 
-    fn store_locked(
-        &self,
-        st: &mut State<H::Item, H::Output>,
-        outcome: Outcome<H::Item, H::Output>,
-    ) {
+    fn store_locked(&self, st: &mut StateOf<H>, outcome: Outcome<H::Item, H::Output>) {
         let failed = match outcome.status {
             ItemStatus::Ok => {
                 st.outcomes.succeeded += 1;
@@ -566,12 +566,12 @@ impl<H: Handler> Shared<H> {
         self.wake_locked(st);
     }
 
-    fn close_locked(&self, st: &mut State<H::Item, H::Output>) {
+    fn close_locked(&self, st: &mut StateOf<H>) {
         st.closed = true;
         self.wake_locked(st);
     }
 
-    fn cancel_locked(&self, st: &mut State<H::Item, H::Output>) {
+    fn cancel_locked(&self, st: &mut StateOf<H>) {
         if st.cancelled {
             return;
         }
@@ -588,7 +588,7 @@ impl<H: Handler> Shared<H> {
     }
 
     /// Wake whoever can now make progress. Cheap when nobody waits.
-    fn wake_locked(&self, st: &State<H::Item, H::Output>) {
+    fn wake_locked(&self, st: &StateOf<H>) {
         if st.consumers_waiting > 0 {
             if st.is_done() {
                 self.ready.notify_all();
@@ -611,27 +611,27 @@ impl<H: Handler> Shared<H> {
     /// A producer found no room: wait until woken or the deadline passes.
     fn wait_producer<'a>(
         &'a self,
-        st: MutexGuard<'a, State<H::Item, H::Output>>,
+        st: Guard<'a, H>,
         deadline: Deadline,
-    ) -> Result<MutexGuard<'a, State<H::Item, H::Output>>, Error> {
+    ) -> Result<Guard<'a, H>, Error> {
         self.wait_on(&self.room, st, deadline, |st| &mut st.producers_waiting)
     }
 
     fn wait_consumer<'a>(
         &'a self,
-        st: MutexGuard<'a, State<H::Item, H::Output>>,
+        st: Guard<'a, H>,
         deadline: Deadline,
-    ) -> Result<MutexGuard<'a, State<H::Item, H::Output>>, Error> {
+    ) -> Result<Guard<'a, H>, Error> {
         self.wait_on(&self.ready, st, deadline, |st| &mut st.consumers_waiting)
     }
 
     fn wait_on<'a>(
         &'a self,
         cv: &Condvar,
-        mut st: MutexGuard<'a, State<H::Item, H::Output>>,
+        mut st: Guard<'a, H>,
         deadline: Deadline,
-        waiters: fn(&mut State<H::Item, H::Output>) -> &mut u32,
-    ) -> Result<MutexGuard<'a, State<H::Item, H::Output>>, Error> {
+        waiters: fn(&mut StateOf<H>) -> &mut u32,
+    ) -> Result<Guard<'a, H>, Error> {
         let limit = match deadline {
             Deadline::Now => None,
             Deadline::Never => Some(None),

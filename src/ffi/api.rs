@@ -42,6 +42,9 @@ const VERSION: &CStr =
 ///
 /// Parameters: `opts`, the struct to fill; NULL is ignored.
 /// Thread: any.
+///
+/// # Safety
+/// `opts` is NULL or points to a writable `pmap_options`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pmap_options_init(opts: *mut pmap_options) {
     ffi_boundary!("pmap_options_init", (), {
@@ -63,6 +66,9 @@ pub unsafe extern "C" fn pmap_options_init(opts: *mut pmap_options) {
 /// `*out` is written only on `PMAP_OK`.
 /// Ownership: the caller owns the pool and must release it with `pmap_free`.
 /// Thread: any.
+///
+/// # Safety
+/// `opts` is NULL or points to `opts->struct_size` readable bytes; `out` is NULL or writable.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pmap_new(
     opts: *const pmap_options,
@@ -103,6 +109,9 @@ pub unsafe extern "C" fn pmap_new(
 /// Thread: any; several producers may submit at once. Deadlock potential: only
 /// `pmap_next` makes room, so a thread that both submits and consumes must submit with
 /// timeout 0 and drain on `PMAP_TIMEOUT`.
+///
+/// # Safety
+/// `pool` is NULL or a live pool from `pmap_new`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pmap_submit(
     pool: *mut pmap_pool,
@@ -126,6 +135,9 @@ pub unsafe extern "C" fn pmap_submit(
 /// (`PMAP_TIMEOUT`, `PMAP_CLOSED`, `PMAP_CANCELLED`, …) with `*accepted < n`. Items
 /// `items[*accepted..n)` stay with the caller.
 /// Thread: any.
+///
+/// # Safety
+/// `pool` is NULL or live; `items` points to `n` pointers; `accepted` is NULL or writable.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pmap_submit_many(
     pool: *mut pmap_pool,
@@ -163,6 +175,9 @@ pub unsafe extern "C" fn pmap_submit_many(
 ///
 /// Returns: `PMAP_OK`; `PMAP_INVALID` (NULL pool); `PMAP_FORKED`.
 /// Thread: any, including inside a callback.
+///
+/// # Safety
+/// `pool` is NULL or a live pool from `pmap_new`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pmap_close(pool: *mut pmap_pool) -> pmap_status {
     ffi_boundary!("pmap_close", PMAP_INTERNAL, {
@@ -184,6 +199,9 @@ pub unsafe extern "C" fn pmap_close(pool: *mut pmap_pool) -> pmap_status {
 /// `PMAP_FORKED`.
 /// Ownership: `out->item` and `out->value` belong to the caller from now on.
 /// Thread: any; several consumers may call at once (each result goes to one of them).
+///
+/// # Safety
+/// `pool` is NULL or live; `out` is NULL or writable.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pmap_next(
     pool: *mut pmap_pool,
@@ -210,6 +228,9 @@ pub unsafe extern "C" fn pmap_next(
 /// `got`, always written (0 unless `PMAP_OK`).
 /// Returns: as `pmap_next`; `PMAP_INVALID` also when `max == 0`.
 /// Thread: any.
+///
+/// # Safety
+/// `pool` is NULL or live; `out` has room for `max` results; `got` is NULL or writable.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pmap_next_many(
     pool: *mut pmap_pool,
@@ -249,6 +270,9 @@ pub unsafe extern "C" fn pmap_next_many(
 ///
 /// Returns: `PMAP_OK`; `PMAP_INVALID` (NULL pool); `PMAP_FORKED`.
 /// Thread: any, including inside a callback of this pool; never waits for work.
+///
+/// # Safety
+/// `pool` is NULL or a live pool from `pmap_new`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pmap_cancel(pool: *mut pmap_pool) -> pmap_status {
     ffi_boundary!("pmap_cancel", PMAP_INTERNAL, {
@@ -271,6 +295,9 @@ pub unsafe extern "C" fn pmap_cancel(pool: *mut pmap_pool) -> pmap_status {
 /// callbacks (the pool is left intact).
 /// Thread: any thread other than the pool's own; no other call on this pool may be in
 /// progress or start.
+///
+/// # Safety
+/// `pool` is NULL or a live pool from `pmap_new`, not used by any other call now or later.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pmap_free(pool: *mut pmap_pool) -> pmap_status {
     ffi_boundary!("pmap_free", PMAP_INTERNAL, {
@@ -295,6 +322,9 @@ pub unsafe extern "C" fn pmap_free(pool: *mut pmap_pool) -> pmap_status {
 /// Parameters: `out`, written only on `PMAP_OK`.
 /// Returns: `PMAP_OK`; `PMAP_INVALID` (NULL argument); `PMAP_FORKED`.
 /// Thread: any.
+///
+/// # Safety
+/// `pool` is NULL or live; `out` is NULL or writable.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pmap_stats_get(
     pool: *const pmap_pool,
@@ -326,6 +356,9 @@ pub unsafe extern "C" fn pmap_stats_get(
 /// A long work function may poll it to stop early. NULL gives false.
 ///
 /// Thread: any, including inside callbacks; never blocks.
+///
+/// # Safety
+/// `pool` is NULL or a live pool from `pmap_new`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pmap_is_cancelled(pool: *const pmap_pool) -> bool {
     ffi_boundary!("pmap_is_cancelled", false, {
