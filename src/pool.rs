@@ -22,9 +22,10 @@ use std::time::Instant;
 
 use crossbeam_channel::{Receiver, Sender};
 
+use crate::chunk::{Sizer, Task};
 use crate::collector::Collector;
 use crate::config::{Config, Resolved};
-use crate::handler::{Handler, Outcome, Source};
+use crate::handler::{Handler, Outcome, Pulled, Source};
 use crate::stats::{Outcomes, Stats};
 use crate::status::{ItemStatus, Status};
 use crate::sync::{Condvar, Mutex, MutexGuard, lock};
@@ -63,12 +64,6 @@ pub struct Rejected<I> {
     pub error: Error,
 }
 
-/// A task on the work queue.
-pub(crate) struct Task<I> {
-    pub index: u64,
-    pub item: I,
-}
-
 /// The state of pool `H`, and the guard that proves its lock is held.
 type StateOf<H> = State<<H as Handler>::Item, <H as Handler>::Output>;
 type Guard<'a, H> = MutexGuard<'a, StateOf<H>>;
@@ -81,8 +76,8 @@ struct State<I, O> {
     delivered: u64,
     /// Outcomes stored in the collector so far (delivered ones included).
     produced: u64,
-    /// The feeder holds a slot while it calls the source.
-    feeder_reserved: bool,
+    /// Slots the feeder holds while it calls the source.
+    feeder_reserved: u64,
     closed: bool,
     cancelled: bool,
     /// `free` is waiting for every accepted item to have an outcome.
@@ -98,7 +93,7 @@ struct State<I, O> {
 impl<I, O> State<I, O> {
     /// Slots taken: items accepted and not handed back, plus the feeder's reservation.
     fn slots_taken(&self) -> u64 {
-        self.submitted - self.delivered + u64::from(self.feeder_reserved)
+        self.submitted - self.delivered + self.feeder_reserved
     }
 
     fn has_room(&self, capacity: usize) -> bool {
@@ -112,7 +107,7 @@ impl<I, O> State<I, O> {
 
     /// Every accepted item has an outcome and the feeder holds nothing.
     fn is_settled(&self) -> bool {
-        self.produced == self.submitted && !self.feeder_reserved
+        self.produced == self.submitted && self.feeder_reserved == 0
     }
 }
 
@@ -138,6 +133,8 @@ pub(crate) struct Shared<H: Handler> {
     born_in: u64,
     started: Instant,
     busy_ns: AtomicU64,
+    /// Decides how many items go into one task.
+    pub(crate) sizer: Sizer,
 }
 
 /// A pointer to [`Shared`] that a pool thread may carry.
@@ -196,7 +193,7 @@ impl<H: Handler> Pool<H> {
                 submitted: 0,
                 delivered: 0,
                 produced: 0,
-                feeder_reserved: false,
+                feeder_reserved: 0,
                 closed: false,
                 cancelled: false,
                 freeing: false,
@@ -214,6 +211,7 @@ impl<H: Handler> Pool<H> {
             born_in: threads::fork_generation(),
             started: Instant::now(),
             busy_ns: AtomicU64::new(0),
+            sizer: Sizer::new(cfg.capacity, cfg.workers),
         });
         let mut pool = Pool {
             shared: ManuallyDrop::new(shared),
@@ -308,13 +306,24 @@ impl<H: Handler> Pool<H> {
                 );
             }
             while st.has_room(shared.capacity) {
-                match items.next() {
-                    Some(item) => {
-                        shared.accept_locked(&mut st, item);
-                        accepted += 1;
+                let room = (shared.capacity as u64 - st.slots_taken()) as usize;
+                let len = room.min(shared.sizer.task_len());
+                let Some(first) = items.next() else {
+                    return (accepted, Ok(()));
+                };
+                let task = if len == 1 || items.peek().is_none() {
+                    Task::One {
+                        index: st.submitted,
+                        item: first,
                     }
-                    None => return (accepted, Ok(())),
-                }
+                } else {
+                    let mut batch = Vec::with_capacity(len);
+                    batch.push(first);
+                    batch.extend(items.by_ref().take(len - 1));
+                    Task::new(st.submitted, batch)
+                };
+                accepted += task.len();
+                shared.enqueue_locked(&mut st, task);
             }
             if items.peek().is_none() {
                 return (accepted, Ok(()));
@@ -525,25 +534,36 @@ impl<H: Handler> Shared<H> {
         self.cancelled.load(Ordering::Acquire)
     }
 
-    /// Give `item` the next index and queue it. The caller checked for room.
-    fn accept_locked(&self, st: &mut StateOf<H>, item: H::Item) {
-        let index = st.submitted;
-        st.submitted += 1;
+    /// Queue `task`, whose indices start at `st.submitted`. The caller checked for room.
+    fn enqueue_locked(&self, st: &mut StateOf<H>, task: Task<H::Item>) {
+        st.submitted += task.len() as u64;
         let tx = st
             .work_tx
             .as_ref()
             .expect("the queue stays connected until free");
         // The queue is unbounded (admission bounds it) and we hold a receiver: cannot fail.
-        let _ = tx.send(Task { index, item });
+        let _ = tx.send(task);
     }
 
-    /// Store a finished item's outcome.
-    pub(crate) fn store(&self, outcome: Outcome<H::Item, H::Output>) {
+    /// Store the outcomes a worker produced (draining `outcomes`), under one lock.
+    pub(crate) fn store_all(&self, outcomes: &mut Vec<Outcome<H::Item, H::Output>>) {
         let mut st = lock(&self.state);
-        self.store_locked(&mut st, outcome);
+        for outcome in outcomes.drain(..) {
+            self.count_and_insert(&mut st, outcome);
+        }
+        self.wake_locked(&st);
     }
 
-    fn store_locked(&self, st: &mut StateOf<H>, outcome: Outcome<H::Item, H::Output>) {
+    /// A worker saw an item fail in a fail-fast pool: stop the rest now.
+    pub(crate) fn fail_fast_triggered(&self) -> bool {
+        if self.fail_fast && !self.is_cancelled() {
+            let mut st = lock(&self.state);
+            self.cancel_locked(&mut st);
+        }
+        self.fail_fast
+    }
+
+    fn count_and_insert(&self, st: &mut StateOf<H>, outcome: Outcome<H::Item, H::Output>) -> bool {
         let failed = match outcome.status {
             ItemStatus::Ok => {
                 st.outcomes.succeeded += 1;
@@ -560,7 +580,11 @@ impl<H: Handler> Shared<H> {
         };
         st.produced += 1;
         st.collector.insert(outcome);
-        if failed && self.fail_fast {
+        failed
+    }
+
+    fn store_locked(&self, st: &mut StateOf<H>, outcome: Outcome<H::Item, H::Output>) {
+        if self.count_and_insert(st, outcome) && self.fail_fast {
             self.cancel_locked(st);
         }
         self.wake_locked(st);
@@ -579,10 +603,9 @@ impl<H: Handler> Shared<H> {
         self.cancelled.store(true, Ordering::Release);
         // Queued tasks never start: they get their outcome now, not when a worker frees up.
         while let Ok(task) = self.work_rx.try_recv() {
-            st.outcomes.cancelled += 1;
-            st.produced += 1;
-            st.collector
-                .insert(Outcome::cancelled(task.index, task.item));
+            task.for_each(|index, item| {
+                self.count_and_insert(st, Outcome::cancelled(index, item));
+            });
         }
         self.wake_locked(st);
     }
@@ -653,16 +676,18 @@ impl<H: Handler> Shared<H> {
         Ok(st)
     }
 
-    /// The feeder's admission: reserve a slot before pulling. `false` means stop pulling.
-    pub(crate) fn reserve_for_feeder(&self) -> bool {
+    /// The feeder's admission: reserve slots for the next pull. 0 means stop pulling.
+    pub(crate) fn reserve_for_feeder(&self) -> usize {
         let mut st = lock(&self.state);
         loop {
             if st.cancelled || st.closed {
-                return false;
+                return 0;
             }
             if st.has_room(self.capacity) {
-                st.feeder_reserved = true;
-                return true;
+                let room = (self.capacity as u64 - st.slots_taken()) as usize;
+                let len = room.min(self.sizer.task_len());
+                st.feeder_reserved = len as u64;
+                return len;
             }
             st.producers_waiting += 1;
             st = self.room.wait(st).unwrap_or_else(|p| p.into_inner());
@@ -670,35 +695,39 @@ impl<H: Handler> Shared<H> {
         }
     }
 
-    /// The feeder got `pulled` for its reserved slot. Returns whether to keep pulling.
-    pub(crate) fn feed(&self, pulled: crate::handler::Pulled<H::Item>) -> bool {
-        use crate::handler::Pulled;
+    /// The feeder pulled `items` for its reserved slots, then maybe reached `end`
+    /// (`Pulled::End` or `Pulled::Failed`). Returns whether to keep pulling.
+    pub(crate) fn feed(&self, items: Vec<H::Item>, end: Option<Pulled<H::Item>>) -> bool {
         let mut st = lock(&self.state);
-        st.feeder_reserved = false;
-        match pulled {
-            Pulled::Item(item) if st.cancelled => {
-                let index = st.submitted;
-                st.submitted += 1;
-                self.store_locked(&mut st, Outcome::cancelled(index, item));
+        st.feeder_reserved = 0;
+        if !items.is_empty() {
+            let first = st.submitted;
+            if st.cancelled {
+                // Pulled while the pool was being cancelled: accepted, but never run.
+                st.submitted += items.len() as u64;
+                for (k, item) in items.into_iter().enumerate() {
+                    self.count_and_insert(&mut st, Outcome::cancelled(first + k as u64, item));
+                }
+            } else {
+                self.enqueue_locked(&mut st, Task::new(first, items));
+            }
+        }
+        let more = match end {
+            None | Some(Pulled::Item(_)) => !st.cancelled,
+            Some(Pulled::End) => {
+                st.closed = true;
                 false
             }
-            Pulled::Item(item) => {
-                self.accept_locked(&mut st, item);
-                self.wake_locked(&st);
-                true
-            }
-            Pulled::End => {
-                self.close_locked(&mut st);
-                false
-            }
-            Pulled::Failed(code) => {
+            Some(Pulled::Failed(code)) => {
                 let index = st.submitted;
                 st.submitted += 1;
                 st.closed = true;
                 self.store_locked(&mut st, Outcome::source_failed(index, code));
                 false
             }
-        }
+        };
+        self.wake_locked(&st);
+        more
     }
 
     /// Time spent in the work function, for stats.

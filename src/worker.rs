@@ -1,4 +1,4 @@
-//! A worker thread: init, then take tasks until the queue disconnects, then exit.
+//! A worker thread: init, then run tasks until the queue disconnects, then exit.
 
 use std::time::Instant;
 
@@ -11,19 +11,29 @@ pub(crate) fn run<H: Handler>(shared: &Shared<H>, id: u32) {
     let _abort = AbortOnPanic;
     let _inside = OwnerGuard::enter(shared.addr());
     let mut state = shared.handler.init(id);
+    // Reused across tasks so storing outcomes allocates nothing in steady state.
+    let mut outcomes = Vec::new();
     while let Ok(task) = shared.work_rx.recv() {
-        // Checked after taking the task: a task taken before `cancel` may still start,
-        // which bounds post-cancel starts by the number of workers.
-        let outcome = if shared.is_cancelled() {
-            Outcome::cancelled(task.index, task.item)
-        } else {
-            let mut item = task.item;
-            let started = Instant::now();
+        let started = Instant::now();
+        let mut ran = 0;
+        task.for_each(|index, mut item| {
+            // Checked before every item: an item may start after `cancel` only if this
+            // worker read the flag just before it was set, so at most one per worker.
+            if shared.is_cancelled() {
+                outcomes.push(Outcome::cancelled(index, item));
+                return;
+            }
+            ran += 1;
             let result = shared.handler.work(&mut state, &mut item);
-            shared.add_busy(started.elapsed().as_nanos() as u64);
-            Outcome::ran(task.index, item, id, result)
-        };
-        shared.store(outcome);
+            if result.is_err() {
+                shared.fail_fast_triggered();
+            }
+            outcomes.push(Outcome::ran(index, item, id, result));
+        });
+        let ns = started.elapsed().as_nanos() as u64;
+        shared.add_busy(ns);
+        shared.sizer.record(ran, ns);
+        shared.store_all(&mut outcomes);
     }
     shared.handler.exit(id, state);
 }

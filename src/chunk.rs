@@ -1,0 +1,133 @@
+//! Tasks on the work queue, and how many items go into one.
+//!
+//! Moving items one at a time costs a queue operation, a lock and often a thread wake-up
+//! per item, which dwarfs a cheap work function. So admission groups consecutive items
+//! into one task. The size adapts to the measured cost per item: a task should take about
+//! [`TARGET_TASK_NS`] of work, so per-item overhead is amortised while cancellation and
+//! ordered delivery still react within microseconds. It is also capped so that the
+//! window of `capacity` items still spreads over every worker.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Work one task should carry, in nanoseconds.
+pub(crate) const TARGET_TASK_NS: u64 = 20_000;
+
+/// Upper bound on items per task, whatever the cost.
+const MAX_TASK_ITEMS: usize = 1024;
+
+/// A unit of work: one item, or a run of consecutive indices.
+pub(crate) enum Task<I> {
+    One { index: u64, item: I },
+    Many { first: u64, items: Vec<I> },
+}
+
+impl<I> Task<I> {
+    /// A task for `items` (at least one), the first of which gets index `first`.
+    pub(crate) fn new(first: u64, mut items: Vec<I>) -> Self {
+        if items.len() == 1 {
+            let item = items.pop().expect("one item");
+            Task::One { index: first, item }
+        } else {
+            Task::Many { first, items }
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Task::One { .. } => 1,
+            Task::Many { items, .. } => items.len(),
+        }
+    }
+
+    /// Hand each item, with its index, to `f`, in index order.
+    pub(crate) fn for_each(self, mut f: impl FnMut(u64, I)) {
+        match self {
+            Task::One { index, item } => f(index, item),
+            Task::Many { first, items } => {
+                for (k, item) in items.into_iter().enumerate() {
+                    f(first + k as u64, item);
+                }
+            }
+        }
+    }
+}
+
+/// The running estimate of work cost per item, shared by all workers.
+pub(crate) struct Sizer {
+    /// Exponentially weighted mean cost per item in ns; 0 until the first measurement.
+    item_ns: AtomicU64,
+    /// Most items per task so that `capacity` still covers every worker twice.
+    spread_cap: usize,
+}
+
+impl Sizer {
+    pub(crate) fn new(capacity: usize, workers: usize) -> Self {
+        Sizer {
+            item_ns: AtomicU64::new(0),
+            spread_cap: (capacity / (2 * workers.max(1))).clamp(1, MAX_TASK_ITEMS),
+        }
+    }
+
+    /// Items the next task should carry.
+    pub(crate) fn task_len(&self) -> usize {
+        match self.item_ns.load(Ordering::Relaxed) {
+            // Unknown cost: one at a time until measured, the safe choice for slow work.
+            0 => 1,
+            ns => usize::try_from(TARGET_TASK_NS / ns)
+                .unwrap_or(usize::MAX)
+                .clamp(1, self.spread_cap),
+        }
+    }
+
+    /// Fold in a task that ran `items` items in `ns` nanoseconds.
+    pub(crate) fn record(&self, items: usize, ns: u64) {
+        if items == 0 {
+            return;
+        }
+        let sample = (ns / items as u64).max(1);
+        let old = self.item_ns.load(Ordering::Relaxed);
+        // Races between workers lose a sample at worst; the estimate only steers sizing.
+        let new = if old == 0 {
+            sample
+        } else {
+            (old * 7 + sample) / 8
+        };
+        self.item_ns.store(new.max(1), Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_cost_means_one_item_per_task() {
+        assert_eq!(Sizer::new(256, 2).task_len(), 1);
+    }
+
+    #[test]
+    fn cheap_items_batch_up_to_the_spread_cap() {
+        let s = Sizer::new(256, 2);
+        s.record(100, 1_000);
+        assert_eq!(s.task_len(), 64, "256 slots over 2 workers, twice each");
+    }
+
+    #[test]
+    fn costly_items_go_one_by_one() {
+        let s = Sizer::new(256, 2);
+        s.record(1, 1_000_000);
+        assert_eq!(s.task_len(), 1);
+        let s = Sizer::new(4096, 2);
+        s.record(10, 10_000);
+        assert_eq!(s.task_len(), 20, "1 µs items: 20 µs per task");
+    }
+
+    #[test]
+    fn task_items_carry_consecutive_indices() {
+        let t = Task::new(10, vec!['a', 'b', 'c']);
+        assert_eq!(t.len(), 3);
+        let mut got = Vec::new();
+        t.for_each(|i, c| got.push((i, c)));
+        assert_eq!(got, vec![(10, 'a'), (11, 'b'), (12, 'c')]);
+    }
+}
