@@ -28,7 +28,7 @@ use crate::config::{Config, Resolved};
 use crate::handler::{Handler, Outcome, Pulled, Source};
 use crate::stats::{Outcomes, Stats};
 use crate::status::{ItemStatus, Status};
-use crate::sync::{Condvar, Mutex, MutexGuard, lock};
+use crate::sync::{Condvar, Mutex, MutexGuard, Padded, lock};
 use crate::threads::{self, OwnerGuard};
 use crate::wait::{Deadline, Wait};
 use crate::{feeder, worker};
@@ -118,7 +118,7 @@ pub(crate) struct Shared<H: Handler> {
     capacity: usize,
     fail_fast: bool,
     workers: usize,
-    state: Mutex<StateOf<H>>,
+    state: Padded<Mutex<StateOf<H>>>,
     /// Consumers wait here for a ready outcome or for the end.
     ready: Condvar,
     /// Producers and the feeder wait here for a free slot, close or cancel.
@@ -126,15 +126,15 @@ pub(crate) struct Shared<H: Handler> {
     /// `free` waits here until every accepted item has an outcome.
     settled: Condvar,
     /// Mirror of `State::cancelled` that workers and callbacks read without the lock.
-    cancelled: AtomicBool,
+    cancelled: Padded<AtomicBool>,
     /// Workers take tasks here. Dropped by hand in `shutdown`, never in a forked child.
     pub(crate) work_rx: ManuallyDrop<Receiver<Task<H::Item>>>,
     /// Fork generation the pool was created in.
     born_in: u64,
     started: Instant,
-    busy_ns: AtomicU64,
+    busy_ns: Padded<AtomicU64>,
     /// Decides how many items go into one task.
-    pub(crate) sizer: Sizer,
+    pub(crate) sizer: Padded<Sizer>,
 }
 
 /// A pointer to [`Shared`] that a pool thread may carry.
@@ -189,7 +189,7 @@ impl<H: Handler> Pool<H> {
             capacity: cfg.capacity,
             fail_fast: cfg.fail_fast,
             workers: cfg.workers,
-            state: Mutex::new(State {
+            state: Padded(Mutex::new(State {
                 submitted: 0,
                 delivered: 0,
                 produced: 0,
@@ -202,16 +202,16 @@ impl<H: Handler> Pool<H> {
                 consumers_waiting: 0,
                 producers_waiting: 0,
                 outcomes: Outcomes::default(),
-            }),
+            })),
             ready: Condvar::new(),
             room: Condvar::new(),
             settled: Condvar::new(),
-            cancelled: AtomicBool::new(false),
+            cancelled: Padded(AtomicBool::new(false)),
             work_rx: ManuallyDrop::new(work_rx),
             born_in: threads::fork_generation(),
             started: Instant::now(),
-            busy_ns: AtomicU64::new(0),
-            sizer: Sizer::new(cfg.capacity, cfg.workers),
+            busy_ns: Padded(AtomicU64::new(0)),
+            sizer: Padded(Sizer::new(cfg.capacity, cfg.workers)),
         });
         let mut pool = Pool {
             shared: ManuallyDrop::new(shared),
@@ -472,6 +472,7 @@ impl<H: Handler> Pool<H> {
             let st = self
                 .shared
                 .state
+                .0
                 .get_mut()
                 .unwrap_or_else(|p| p.into_inner());
             std::mem::forget(st.work_tx.take());

@@ -22,3 +22,16 @@ impl Drop for AbortOnPanic {
         }
     }
 }
+
+/// Keeps a value on its own cache lines (128 bytes covers adjacent-line prefetch), so
+/// threads writing it do not slow down threads reading its neighbours.
+#[repr(align(128))]
+#[derive(Default)]
+pub(crate) struct Padded<T>(pub T);
+
+impl<T> std::ops::Deref for Padded<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
