@@ -16,11 +16,14 @@ pub const MAX_CAPACITY: usize = 1 << 30;
 /// Items in flight per worker when the caller leaves `capacity` at 0.
 ///
 /// Measured (see README "Choosing capacity"): in ordered mode a slow item at the head
-/// stalls delivery, and the other workers keep busy only while the window has room.
-pub const DEFAULT_ITEMS_PER_WORKER: usize = 64;
+/// stalls delivery, and the other workers keep busy only while the window has room; and
+/// cheap items travel in tasks of up to `capacity / (2 × workers)`, so a small window
+/// means more thread hand-offs per item.
+pub const DEFAULT_ITEMS_PER_WORKER: usize = 256;
 
-/// Smallest default window, so few-worker pools still ride out ordinary skew.
-pub const DEFAULT_MIN_CAPACITY: usize = 256;
+/// Smallest default window, so few-worker pools still ride out ordinary skew and batch
+/// cheap items well.
+pub const DEFAULT_MIN_CAPACITY: usize = 1024;
 
 /// What the caller asks for. Zero means "choose for me" in `workers` and `capacity`.
 #[derive(Clone, Debug, Default)]
@@ -47,7 +50,7 @@ pub struct Resolved {
     pub name: Option<String>,
 }
 
-/// The default window for `workers` threads: `max(256, 64 × workers)`.
+/// The default window for `workers` threads: `max(1024, 256 × workers)`.
 pub fn default_capacity(workers: usize) -> usize {
     (workers * DEFAULT_ITEMS_PER_WORKER).clamp(DEFAULT_MIN_CAPACITY, MAX_CAPACITY)
 }

@@ -8,26 +8,27 @@ use crate::threads::OwnerGuard;
 pub(crate) fn run<H: Handler>(shared: &Shared<H>, mut source: Source<H::Item>) {
     let _abort = AbortOnPanic;
     let _inside = OwnerGuard::enter(shared.addr());
-    // Slots are reserved before pulling, so a pulled item always has room and the source
-    // is never asked for more than the window can hold. The number reserved follows the
-    // task size, so cheap items travel in batches.
-    loop {
-        let reserved = shared.reserve_for_feeder();
-        if reserved == 0 {
-            return;
-        }
-        let mut items = Vec::with_capacity(reserved);
+    let tx = shared.feeder_sender();
+    // Slots (with their indices) are reserved a batch at a time, under one lock, before
+    // pulling, so the source is never asked for more than the window can hold. Each
+    // pulled item is queued at once: a source that blocks waiting for input must not
+    // hold back the items it already returned.
+    while let Some((first, reserved)) = shared.reserve_for_feeder() {
+        let mut sent = 0;
         let mut end = None;
-        while items.len() < reserved {
+        while sent < reserved && !shared.must_stop_pulling() {
             match source() {
-                Pulled::Item(item) => items.push(item),
+                Pulled::Item(item) => {
+                    shared.send_pulled(&tx, first + sent as u64, item);
+                    sent += 1;
+                }
                 other => {
                     end = Some(other);
                     break;
                 }
             }
         }
-        if !shared.feed(items, end) {
+        if !shared.finish_reservation(reserved - sent, end) {
             return;
         }
     }

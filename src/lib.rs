@@ -13,6 +13,7 @@ pub mod config;
 mod feeder;
 pub mod ffi;
 pub mod handler;
+mod outbox;
 mod pool;
 pub mod stats;
 pub mod status;

@@ -16,9 +16,9 @@
 use std::borrow::Cow;
 use std::iter::Peekable;
 use std::mem::ManuallyDrop;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 
@@ -26,6 +26,7 @@ use crate::chunk::{Sizer, Task};
 use crate::collector::Collector;
 use crate::config::{Config, Resolved};
 use crate::handler::{Handler, Outcome, Pulled, Source};
+use crate::outbox::Outbox;
 use crate::stats::{Outcomes, Stats};
 use crate::status::{ItemStatus, Status};
 use crate::sync::{Condvar, Mutex, MutexGuard, Padded, lock};
@@ -67,6 +68,7 @@ pub struct Rejected<I> {
 /// The state of pool `H`, and the guard that proves its lock is held.
 type StateOf<H> = State<<H as Handler>::Item, <H as Handler>::Output>;
 type Guard<'a, H> = MutexGuard<'a, StateOf<H>>;
+type OutcomeOf<H> = Outcome<<H as Handler>::Item, <H as Handler>::Output>;
 
 /// Everything behind the state lock.
 struct State<I, O> {
@@ -76,8 +78,6 @@ struct State<I, O> {
     delivered: u64,
     /// Outcomes stored in the collector so far (delivered ones included).
     produced: u64,
-    /// Slots the feeder holds while it calls the source.
-    feeder_reserved: u64,
     closed: bool,
     cancelled: bool,
     /// `free` is waiting for every accepted item to have an outcome.
@@ -91,9 +91,10 @@ struct State<I, O> {
 }
 
 impl<I, O> State<I, O> {
-    /// Slots taken: items accepted and not handed back, plus the feeder's reservation.
+    /// Slots taken: indices given out (to accepted items, or reserved by the feeder for
+    /// items it is pulling) and not yet handed back.
     fn slots_taken(&self) -> u64 {
-        self.submitted - self.delivered + self.feeder_reserved
+        self.submitted - self.delivered
     }
 
     fn has_room(&self, capacity: usize) -> bool {
@@ -105,9 +106,9 @@ impl<I, O> State<I, O> {
         (self.closed || self.cancelled) && self.slots_taken() == 0
     }
 
-    /// Every accepted item has an outcome and the feeder holds nothing.
+    /// Every index given out has an outcome (so the feeder holds no reservation).
     fn is_settled(&self) -> bool {
-        self.produced == self.submitted && self.feeder_reserved == 0
+        self.produced == self.submitted
     }
 }
 
@@ -135,6 +136,14 @@ pub(crate) struct Shared<H: Handler> {
     busy_ns: Padded<AtomicU64>,
     /// Decides how many items go into one task.
     pub(crate) sizer: Padded<Sizer>,
+    /// One per worker: finished outcomes not yet published to the collector.
+    outboxes: Box<[Padded<Outbox<OutcomeOf<H>>>]>,
+    /// Mirror of `State::consumers_waiting` for the outbox handshake.
+    consumers_waiting: Padded<AtomicUsize>,
+    /// Set by close and cancel: the feeder must not call the source again.
+    stop_pulling: AtomicBool,
+    /// Indices the feeder reserved but has not sent yet (so `stats` can leave them out).
+    feeder_unsent: AtomicU64,
 }
 
 /// A pointer to [`Shared`] that a pool thread may carry.
@@ -193,7 +202,6 @@ impl<H: Handler> Pool<H> {
                 submitted: 0,
                 delivered: 0,
                 produced: 0,
-                feeder_reserved: 0,
                 closed: false,
                 cancelled: false,
                 freeing: false,
@@ -212,6 +220,10 @@ impl<H: Handler> Pool<H> {
             started: Instant::now(),
             busy_ns: Padded(AtomicU64::new(0)),
             sizer: Padded(Sizer::new(cfg.capacity, cfg.workers)),
+            outboxes: (0..cfg.workers).map(|_| Padded(Outbox::new())).collect(),
+            consumers_waiting: Padded(AtomicUsize::new(0)),
+            stop_pulling: AtomicBool::new(false),
+            feeder_unsent: AtomicU64::new(0),
         });
         let mut pool = Pool {
             shared: ManuallyDrop::new(shared),
@@ -418,12 +430,13 @@ impl<H: Handler> Pool<H> {
         self.check_fork()?;
         let shared = &**self.shared;
         let st = lock(&shared.state);
+        let submitted = st.submitted - shared.feeder_unsent.load(Ordering::Relaxed);
         Ok(Stats {
-            submitted: st.submitted,
+            submitted,
             succeeded: st.outcomes.succeeded,
             failed: st.outcomes.failed,
             cancelled: st.outcomes.cancelled,
-            in_flight: st.submitted - st.delivered,
+            in_flight: submitted - st.delivered,
             workers: shared.workers as u32,
             elapsed_ns: shared.started.elapsed().as_nanos() as u64,
             busy_ns: shared.busy_ns.load(Ordering::Relaxed),
@@ -546,13 +559,37 @@ impl<H: Handler> Shared<H> {
         let _ = tx.send(task);
     }
 
-    /// Store the outcomes a worker produced (draining `outcomes`), under one lock.
-    pub(crate) fn store_all(&self, outcomes: &mut Vec<Outcome<H::Item, H::Output>>) {
-        let mut st = lock(&self.state);
-        for outcome in outcomes.drain(..) {
-            self.count_and_insert(&mut st, outcome);
+    /// A worker finished an item: leave the outcome in its outbox, and publish at once
+    /// if a consumer is waiting (the worker's half of the outbox handshake).
+    pub(crate) fn finish(&self, worker: u32, outcome: Outcome<H::Item, H::Output>) {
+        self.outboxes[worker as usize].push(outcome);
+        if self.consumers_waiting.load(Ordering::SeqCst) > 0 {
+            self.publish(worker);
         }
+    }
+
+    /// Move a worker's outbox into the collector.
+    pub(crate) fn publish(&self, worker: u32) {
+        if self.outboxes[worker as usize].is_empty() {
+            return;
+        }
+        let mut st = lock(&self.state);
+        self.outboxes[worker as usize].take_all(|o| {
+            self.count_and_insert(&mut st, o);
+        });
         self.wake_locked(&st);
+    }
+
+    /// Take every worker's unpublished outcomes into the collector; returns how many.
+    fn steal_locked(&self, st: &mut StateOf<H>) -> usize {
+        self.outboxes
+            .iter()
+            .map(|outbox| {
+                outbox.take_all(|o| {
+                    self.count_and_insert(st, o);
+                })
+            })
+            .sum()
     }
 
     /// A worker saw an item fail in a fail-fast pool: stop the rest now.
@@ -593,6 +630,7 @@ impl<H: Handler> Shared<H> {
 
     fn close_locked(&self, st: &mut StateOf<H>) {
         st.closed = true;
+        self.stop_pulling.store(true, Ordering::Release);
         self.wake_locked(st);
     }
 
@@ -602,6 +640,7 @@ impl<H: Handler> Shared<H> {
         }
         st.cancelled = true;
         self.cancelled.store(true, Ordering::Release);
+        self.stop_pulling.store(true, Ordering::Release);
         // Queued tasks never start: they get their outcome now, not when a worker frees up.
         while let Ok(task) = self.work_rx.try_recv() {
             task.for_each(|index, item| {
@@ -641,21 +680,41 @@ impl<H: Handler> Shared<H> {
         self.wait_on(&self.room, st, deadline, |st| &mut st.producers_waiting)
     }
 
+    /// A consumer found nothing ready. It takes any outcomes still in workers' outboxes,
+    /// and sleeps only when there were none. Its waiting count stays announced from
+    /// before the last look into the outboxes until it wakes (its half of the handshake).
     fn wait_consumer<'a>(
         &'a self,
-        st: Guard<'a, H>,
-        deadline: Deadline,
-    ) -> Result<Guard<'a, H>, Error> {
-        self.wait_on(&self.ready, st, deadline, |st| &mut st.consumers_waiting)
-    }
-
-    fn wait_on<'a>(
-        &'a self,
-        cv: &Condvar,
         mut st: Guard<'a, H>,
         deadline: Deadline,
-        waiters: fn(&mut StateOf<H>) -> &mut u32,
     ) -> Result<Guard<'a, H>, Error> {
+        if self.steal_locked(&mut st) > 0 {
+            return Ok(st);
+        }
+        let limit = self.wait_limit(deadline)?;
+        st.consumers_waiting += 1;
+        self.consumers_waiting
+            .store(st.consumers_waiting as usize, Ordering::SeqCst);
+        if self.steal_locked(&mut st) == 0 {
+            st = match limit {
+                None => self.ready.wait(st).unwrap_or_else(|p| p.into_inner()),
+                Some(d) => {
+                    self.ready
+                        .wait_timeout(st, d)
+                        .unwrap_or_else(|p| p.into_inner())
+                        .0
+                }
+            };
+        }
+        st.consumers_waiting -= 1;
+        self.consumers_waiting
+            .store(st.consumers_waiting as usize, Ordering::SeqCst);
+        Ok(st)
+    }
+
+    /// How long a call may sleep now: `None` = forever. Refuses to wait past the deadline
+    /// or from inside one of this pool's own callbacks.
+    fn wait_limit(&self, deadline: Deadline) -> Result<Option<Duration>, Error> {
         let limit = match deadline {
             Deadline::Now => None,
             Deadline::Never => Some(None),
@@ -668,6 +727,17 @@ impl<H: Handler> Shared<H> {
             let msg = "this call would wait on the pool from inside one of its own callbacks";
             return Err(Error::new(Status::Invalid, msg));
         }
+        Ok(limit)
+    }
+
+    fn wait_on<'a>(
+        &'a self,
+        cv: &Condvar,
+        mut st: Guard<'a, H>,
+        deadline: Deadline,
+        waiters: fn(&mut StateOf<H>) -> &mut u32,
+    ) -> Result<Guard<'a, H>, Error> {
+        let limit = self.wait_limit(deadline)?;
         *waiters(&mut st) += 1;
         st = match limit {
             None => cv.wait(st).unwrap_or_else(|p| p.into_inner()),
@@ -677,18 +747,29 @@ impl<H: Handler> Shared<H> {
         Ok(st)
     }
 
-    /// The feeder's admission: reserve slots for the next pull. 0 means stop pulling.
-    pub(crate) fn reserve_for_feeder(&self) -> usize {
+    /// The feeder's own handle on the work queue.
+    pub(crate) fn feeder_sender(&self) -> Sender<Task<H::Item>> {
+        let st = lock(&self.state);
+        st.work_tx
+            .clone()
+            .expect("the queue is connected while the feeder runs")
+    }
+
+    /// The feeder's admission: reserve slots, and their indices, for the next pulls.
+    /// Returns the first index and how many, or `None` when it must stop pulling.
+    pub(crate) fn reserve_for_feeder(&self) -> Option<(u64, usize)> {
         let mut st = lock(&self.state);
         loop {
             if st.cancelled || st.closed {
-                return 0;
+                return None;
             }
             if st.has_room(self.capacity) {
                 let room = (self.capacity as u64 - st.slots_taken()) as usize;
                 let len = room.min(self.sizer.task_len());
-                st.feeder_reserved = len as u64;
-                return len;
+                let first = st.submitted;
+                st.submitted += len as u64;
+                self.feeder_unsent.store(len as u64, Ordering::Relaxed);
+                return Some((first, len));
             }
             st.producers_waiting += 1;
             st = self.room.wait(st).unwrap_or_else(|p| p.into_inner());
@@ -696,33 +777,37 @@ impl<H: Handler> Shared<H> {
         }
     }
 
-    /// The feeder pulled `items` for its reserved slots, then maybe reached `end`
-    /// (`Pulled::End` or `Pulled::Failed`). Returns whether to keep pulling.
-    pub(crate) fn feed(&self, items: Vec<H::Item>, end: Option<Pulled<H::Item>>) -> bool {
+    /// Whether the feeder must not call the source again (closed or cancelled).
+    pub(crate) fn must_stop_pulling(&self) -> bool {
+        self.stop_pulling.load(Ordering::Acquire)
+    }
+
+    /// Queue one pulled item under an index the feeder reserved. No lock: the item must
+    /// reach the workers now, even if the next source call blocks for a long time.
+    pub(crate) fn send_pulled(&self, tx: &Sender<Task<H::Item>>, index: u64, item: H::Item) {
+        // Unbounded queue, and `Shared` holds a receiver: cannot fail.
+        let _ = tx.send(Task::One { index, item });
+        self.feeder_unsent.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// End of a reservation: `unused` reserved indices were never pulled, and the input
+    /// ended with `end`, if it did. Returns whether to keep pulling.
+    pub(crate) fn finish_reservation(&self, unused: usize, end: Option<Pulled<H::Item>>) -> bool {
         let mut st = lock(&self.state);
-        st.feeder_reserved = 0;
-        if !items.is_empty() {
-            let first = st.submitted;
-            if st.cancelled {
-                // Pulled while the pool was being cancelled: accepted, but never run.
-                st.submitted += items.len() as u64;
-                for (k, item) in items.into_iter().enumerate() {
-                    self.count_and_insert(&mut st, Outcome::cancelled(first + k as u64, item));
-                }
-            } else {
-                self.enqueue_locked(&mut st, Task::new(first, items));
-            }
-        }
+        // Only the feeder gives out indices in source mode, so the unused ones are the last.
+        st.submitted -= unused as u64;
+        self.feeder_unsent.store(0, Ordering::Relaxed);
         let more = match end {
-            None | Some(Pulled::Item(_)) => !st.cancelled,
+            None | Some(Pulled::Item(_)) => !(st.cancelled || st.closed),
             Some(Pulled::End) => {
-                st.closed = true;
+                self.close_locked(&mut st);
                 false
             }
             Some(Pulled::Failed(code)) => {
                 let index = st.submitted;
                 st.submitted += 1;
                 st.closed = true;
+                self.stop_pulling.store(true, Ordering::Release);
                 self.store_locked(&mut st, Outcome::source_failed(index, code));
                 false
             }
