@@ -1,7 +1,7 @@
 //! The feeder thread of a pool in source mode: pulls input while there is room.
 
 use crate::handler::{Handler, Pulled, Source};
-use crate::pool::Shared;
+use crate::shared::Shared;
 use crate::sync::AbortOnPanic;
 use crate::threads::OwnerGuard;
 

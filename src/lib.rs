@@ -15,6 +15,7 @@ pub mod ffi;
 pub mod handler;
 mod outbox;
 mod pool;
+mod shared;
 pub mod stats;
 pub mod status;
 mod sync;

@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use crate::chunk::Task;
 use crate::handler::{Handler, Outcome};
-use crate::pool::Shared;
+use crate::shared::Shared;
 use crate::sync::AbortOnPanic;
 use crate::threads::OwnerGuard;
 

@@ -1,0 +1,605 @@
+//! The pipeline's state machine: everything behind the pool's one state lock, and every
+//! operation on it. `Pool` (the public API), the workers and the feeder all go through
+//! here. See `src/DESIGN.md` for the states and the invariants.
+
+use std::iter::Peekable;
+use std::mem::ManuallyDrop;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender};
+
+use crate::chunk::{Sizer, Task};
+use crate::collector::Collector;
+use crate::config::Resolved;
+use crate::handler::{Handler, Outcome, Pulled};
+use crate::outbox::Outbox;
+use crate::pool::Error;
+use crate::stats::{Outcomes, Stats};
+use crate::status::{ItemStatus, Status};
+use crate::sync::{Condvar, Mutex, MutexGuard, Padded, lock};
+use crate::threads::{self, OwnerGuard};
+use crate::wait::Deadline;
+
+/// The state of pool `H`, and the guard that proves its lock is held.
+type StateOf<H> = State<<H as Handler>::Item, <H as Handler>::Output>;
+type Guard<'a, H> = MutexGuard<'a, StateOf<H>>;
+type OutcomeOf<H> = Outcome<<H as Handler>::Item, <H as Handler>::Output>;
+
+/// Everything behind the state lock.
+struct State<I, O> {
+    /// Indices given out so far; the next item gets this one.
+    submitted: u64,
+    /// Outcomes handed back by `next`.
+    delivered: u64,
+    /// Outcomes stored in the collector so far (delivered ones included).
+    produced: u64,
+    closed: bool,
+    cancelled: bool,
+    /// `free` is waiting for every accepted item to have an outcome.
+    freeing: bool,
+    collector: Collector<I, O>,
+    /// Dropped by `free` so idle workers see the queue disconnect and exit.
+    work_tx: Option<Sender<Task<I>>>,
+    consumers_waiting: u32,
+    producers_waiting: u32,
+    outcomes: Outcomes,
+}
+
+impl<I, O> State<I, O> {
+    /// Slots taken: indices given out (to accepted items, or reserved by the feeder for
+    /// items it is pulling) and not yet handed back.
+    fn slots_taken(&self) -> u64 {
+        self.submitted - self.delivered
+    }
+
+    fn has_room(&self, capacity: usize) -> bool {
+        self.slots_taken() < capacity as u64
+    }
+
+    /// No item will ever come out of `next` again.
+    fn is_done(&self) -> bool {
+        (self.closed || self.cancelled) && self.slots_taken() == 0
+    }
+
+    /// Every index given out has an outcome (so the feeder holds no reservation).
+    fn is_settled(&self) -> bool {
+        self.produced == self.submitted
+    }
+}
+
+/// The part of a pool its threads share. Lives in a `Box` owned by [`Pool`], which joins
+/// every thread before dropping it; threads reach it through [`SharedRef`].
+pub(crate) struct Shared<H: Handler> {
+    pub(crate) handler: H,
+    capacity: usize,
+    fail_fast: bool,
+    workers: usize,
+    state: Padded<Mutex<StateOf<H>>>,
+    /// Consumers wait here for a ready outcome or for the end.
+    ready: Condvar,
+    /// Producers and the feeder wait here for a free slot, close or cancel.
+    room: Condvar,
+    /// `free` waits here until every accepted item has an outcome.
+    settled: Condvar,
+    /// Mirror of `State::cancelled` that workers and callbacks read without the lock.
+    cancelled: Padded<AtomicBool>,
+    /// Workers take tasks here. Dropped by hand in `shutdown`, never in a forked child.
+    pub(crate) work_rx: ManuallyDrop<Receiver<Task<H::Item>>>,
+    /// Fork generation the pool was created in.
+    born_in: u64,
+    started: Instant,
+    busy_ns: Padded<AtomicU64>,
+    /// Decides how many items go into one task.
+    pub(crate) sizer: Padded<Sizer>,
+    /// One per worker: finished outcomes not yet published to the collector.
+    outboxes: Box<[Padded<Outbox<OutcomeOf<H>>>]>,
+    /// Mirror of `State::consumers_waiting` for the outbox handshake.
+    consumers_waiting: Padded<AtomicUsize>,
+    /// Set by close and cancel: the feeder must not call the source again.
+    stop_pulling: AtomicBool,
+    /// Indices the feeder reserved but has not sent yet (so `stats` can leave them out).
+    feeder_unsent: AtomicU64,
+}
+
+/// A pointer to [`Shared`] that a pool thread may carry.
+pub(crate) struct SharedRef<H: Handler>(*const Shared<H>);
+
+// SAFETY: `Shared` is `Sync` (its mutable parts sit behind a Mutex or atomics and the
+// handler is `Sync`), and the pointee outlives every thread holding a `SharedRef`:
+// `Pool` joins all its threads before the `Box<Shared>` is dropped.
+unsafe impl<H: Handler> Send for SharedRef<H> {}
+
+impl<H: Handler> SharedRef<H> {
+    /// The caller (`Pool`) must join the thread that receives this before dropping `shared`.
+    pub(crate) fn new(shared: &Shared<H>) -> Self {
+        SharedRef(shared)
+    }
+
+    pub(crate) fn get(&self) -> &Shared<H> {
+        // SAFETY: see the `Send` impl: the pointee lives until after this thread is joined.
+        unsafe { &*self.0 }
+    }
+}
+
+impl<H: Handler> Shared<H> {
+    pub(crate) fn new(handler: H, cfg: &Resolved) -> Self {
+        let (work_tx, work_rx) = crossbeam_channel::unbounded();
+        Shared {
+            handler,
+            capacity: cfg.capacity,
+            fail_fast: cfg.fail_fast,
+            workers: cfg.workers,
+            state: Padded(Mutex::new(State {
+                submitted: 0,
+                delivered: 0,
+                produced: 0,
+                closed: false,
+                cancelled: false,
+                freeing: false,
+                collector: Collector::new(cfg.ordered, cfg.capacity),
+                work_tx: Some(work_tx),
+                consumers_waiting: 0,
+                producers_waiting: 0,
+                outcomes: Outcomes::default(),
+            })),
+            ready: Condvar::new(),
+            room: Condvar::new(),
+            settled: Condvar::new(),
+            cancelled: Padded(AtomicBool::new(false)),
+            work_rx: ManuallyDrop::new(work_rx),
+            born_in: threads::fork_generation(),
+            started: Instant::now(),
+            busy_ns: Padded(AtomicU64::new(0)),
+            sizer: Padded(Sizer::new(cfg.capacity, cfg.workers)),
+            outboxes: (0..cfg.workers).map(|_| Padded(Outbox::new())).collect(),
+            consumers_waiting: Padded(AtomicUsize::new(0)),
+            stop_pulling: AtomicBool::new(false),
+            feeder_unsent: AtomicU64::new(0),
+        }
+    }
+
+    pub(crate) fn workers(&self) -> usize {
+        self.workers
+    }
+
+    pub(crate) fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Fork generation the pool was created in.
+    pub(crate) fn born_in(&self) -> u64 {
+        self.born_in
+    }
+
+    /// Admit items from `items`, waiting for room until `deadline`. See `Pool::submit_many`.
+    pub(crate) fn submit_many<It>(
+        &self,
+        items: &mut Peekable<It>,
+        deadline: Deadline,
+    ) -> (usize, Result<(), Error>)
+    where
+        It: Iterator<Item = H::Item>,
+    {
+        let shared = self;
+        let mut accepted = 0;
+        let mut st = lock(&shared.state);
+        loop {
+            if st.cancelled {
+                return (
+                    accepted,
+                    Err(Error::new(Status::Cancelled, "the pool is cancelled")),
+                );
+            }
+            if st.closed {
+                return (
+                    accepted,
+                    Err(Error::new(Status::Closed, "the input is closed")),
+                );
+            }
+            while st.has_room(shared.capacity) {
+                let room = (shared.capacity as u64 - st.slots_taken()) as usize;
+                let len = room.min(shared.sizer.task_len());
+                let Some(first) = items.next() else {
+                    return (accepted, Ok(()));
+                };
+                let task = if len == 1 || items.peek().is_none() {
+                    Task::One {
+                        index: st.submitted,
+                        item: first,
+                    }
+                } else {
+                    let mut batch = Vec::with_capacity(len);
+                    batch.push(first);
+                    batch.extend(items.by_ref().take(len - 1));
+                    Task::new(st.submitted, batch)
+                };
+                accepted += task.len();
+                shared.enqueue_locked(&mut st, task);
+            }
+            if items.peek().is_none() {
+                return (accepted, Ok(()));
+            }
+            st = match shared.wait_producer(st, deadline) {
+                Ok(st) => st,
+                Err(e) => return (accepted, Err(e)),
+            };
+        }
+    }
+
+    /// Hand up to `max` ready outcomes to `sink`, waiting until `deadline` for the first.
+    pub(crate) fn next_into(
+        &self,
+        max: usize,
+        deadline: Deadline,
+        mut sink: impl FnMut(Outcome<H::Item, H::Output>),
+    ) -> Result<usize, Error> {
+        let shared = self;
+        let mut st = lock(&shared.state);
+        loop {
+            let mut got = 0;
+            while got < max {
+                match st.collector.pop_ready() {
+                    Some(outcome) => sink(outcome),
+                    None => break,
+                }
+                got += 1;
+            }
+            if got > 0 {
+                st.delivered += got as u64;
+                shared.wake_locked(&st);
+                return Ok(got);
+            }
+            if st.is_done() {
+                return Err(Error::new(Status::Done, "every item has been handed back"));
+            }
+            st = shared.wait_consumer(st, deadline)?;
+        }
+    }
+
+    pub(crate) fn close(&self) {
+        let mut st = lock(&self.state);
+        self.close_locked(&mut st);
+    }
+
+    pub(crate) fn cancel(&self) {
+        let mut st = lock(&self.state);
+        self.cancel_locked(&mut st);
+    }
+
+    /// Mark cancelled without the lock, for a pool that is being leaked.
+    pub(crate) fn cancel_flag_only(&self) {
+        self.cancelled.store(true, Ordering::Release);
+    }
+
+    pub(crate) fn stats(&self) -> Stats {
+        let st = lock(&self.state);
+        let submitted = st.submitted - self.feeder_unsent.load(Ordering::Relaxed);
+        Stats {
+            submitted,
+            succeeded: st.outcomes.succeeded,
+            failed: st.outcomes.failed,
+            cancelled: st.outcomes.cancelled,
+            in_flight: submitted - st.delivered,
+            workers: self.workers as u32,
+            elapsed_ns: self.started.elapsed().as_nanos() as u64,
+            busy_ns: self.busy_ns.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The first half of `free`: cancel, wait until every accepted item has an outcome,
+    /// hand the ones never delivered to the handler (on this thread), then disconnect the
+    /// queue so each worker runs its exit hook and returns.
+    pub(crate) fn wind_down(&self) {
+        let leftovers = {
+            let mut st = lock(&self.state);
+            self.cancel_locked(&mut st);
+            st.freeing = true;
+            while !st.is_settled() {
+                st = self.settled.wait(st).unwrap_or_else(|p| p.into_inner());
+            }
+            let leftovers = st.collector.take_all();
+            st.delivered += leftovers.len() as u64;
+            leftovers
+        };
+        {
+            let _inside = OwnerGuard::enter(self.addr());
+            for outcome in leftovers {
+                self.handler.drop_unreturned(outcome);
+            }
+        }
+        drop(lock(&self.state).work_tx.take());
+    }
+
+    /// Release the queue's receiver once every thread that used it has been joined.
+    ///
+    /// # Safety
+    /// No thread may use `work_rx` afterwards, and this must be called at most once.
+    pub(crate) unsafe fn drop_queue(&mut self) {
+        // SAFETY: guaranteed by the caller.
+        unsafe { ManuallyDrop::drop(&mut self.work_rx) };
+    }
+
+    /// In a forked child: leak the queue's sender, whose internal locks a thread that
+    /// vanished in the fork may have held. (The receiver is simply never dropped.)
+    pub(crate) fn leak_queue_in_child(&mut self) {
+        let st = self.state.0.get_mut().unwrap_or_else(|p| p.into_inner());
+        std::mem::forget(st.work_tx.take());
+    }
+
+    pub(crate) fn addr(&self) -> usize {
+        self as *const Self as usize
+    }
+
+    pub(crate) fn is_cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::Acquire)
+    }
+
+    /// Queue `task`, whose indices start at `st.submitted`. The caller checked for room.
+    fn enqueue_locked(&self, st: &mut StateOf<H>, task: Task<H::Item>) {
+        st.submitted += task.len() as u64;
+        let tx = st
+            .work_tx
+            .as_ref()
+            .expect("the queue stays connected until free");
+        // The queue is unbounded (admission bounds it) and we hold a receiver: cannot fail.
+        let _ = tx.send(task);
+    }
+
+    /// A worker finished an item: leave the outcome in its outbox, and publish at once
+    /// if a consumer is waiting (the worker's half of the outbox handshake).
+    pub(crate) fn finish(&self, worker: u32, outcome: Outcome<H::Item, H::Output>) {
+        self.outboxes[worker as usize].push(outcome);
+        if self.consumers_waiting.load(Ordering::SeqCst) > 0 {
+            self.publish(worker);
+        }
+    }
+
+    /// Move a worker's outbox into the collector.
+    pub(crate) fn publish(&self, worker: u32) {
+        if self.outboxes[worker as usize].is_empty() {
+            return;
+        }
+        let mut st = lock(&self.state);
+        self.outboxes[worker as usize].take_all(|o| {
+            self.count_and_insert(&mut st, o);
+        });
+        self.wake_locked(&st);
+    }
+
+    /// Take every worker's unpublished outcomes into the collector; returns how many.
+    fn steal_locked(&self, st: &mut StateOf<H>) -> usize {
+        self.outboxes
+            .iter()
+            .map(|outbox| {
+                outbox.take_all(|o| {
+                    self.count_and_insert(st, o);
+                })
+            })
+            .sum()
+    }
+
+    /// A worker saw an item fail in a fail-fast pool: stop the rest now.
+    pub(crate) fn fail_fast_triggered(&self) -> bool {
+        if self.fail_fast && !self.is_cancelled() {
+            let mut st = lock(&self.state);
+            self.cancel_locked(&mut st);
+        }
+        self.fail_fast
+    }
+
+    fn count_and_insert(&self, st: &mut StateOf<H>, outcome: Outcome<H::Item, H::Output>) -> bool {
+        let failed = match outcome.status {
+            ItemStatus::Ok => {
+                st.outcomes.succeeded += 1;
+                false
+            }
+            ItemStatus::Failed | ItemStatus::SourceFailed => {
+                st.outcomes.failed += 1;
+                true
+            }
+            ItemStatus::Cancelled => {
+                st.outcomes.cancelled += 1;
+                false
+            }
+        };
+        st.produced += 1;
+        st.collector.insert(outcome);
+        failed
+    }
+
+    fn store_locked(&self, st: &mut StateOf<H>, outcome: Outcome<H::Item, H::Output>) {
+        if self.count_and_insert(st, outcome) && self.fail_fast {
+            self.cancel_locked(st);
+        }
+        self.wake_locked(st);
+    }
+
+    fn close_locked(&self, st: &mut StateOf<H>) {
+        st.closed = true;
+        self.stop_pulling.store(true, Ordering::Release);
+        self.wake_locked(st);
+    }
+
+    fn cancel_locked(&self, st: &mut StateOf<H>) {
+        if st.cancelled {
+            return;
+        }
+        st.cancelled = true;
+        self.cancelled.store(true, Ordering::Release);
+        self.stop_pulling.store(true, Ordering::Release);
+        // Queued tasks never start: they get their outcome now, not when a worker frees up.
+        while let Ok(task) = self.work_rx.try_recv() {
+            task.for_each(|index, item| {
+                self.count_and_insert(st, Outcome::cancelled(index, item));
+            });
+        }
+        self.wake_locked(st);
+    }
+
+    /// Wake whoever can now make progress. Cheap when nobody waits.
+    fn wake_locked(&self, st: &StateOf<H>) {
+        if st.consumers_waiting > 0 {
+            if st.is_done() {
+                self.ready.notify_all();
+            } else if st.collector.has_ready() {
+                self.ready.notify_one();
+            }
+        }
+        if st.producers_waiting > 0 {
+            if st.closed || st.cancelled {
+                self.room.notify_all();
+            } else if st.has_room(self.capacity) {
+                self.room.notify_one();
+            }
+        }
+        if st.freeing && st.is_settled() {
+            self.settled.notify_all();
+        }
+    }
+
+    /// A producer found no room: wait until woken or the deadline passes.
+    fn wait_producer<'a>(
+        &'a self,
+        mut st: Guard<'a, H>,
+        deadline: Deadline,
+    ) -> Result<Guard<'a, H>, Error> {
+        let limit = self.wait_limit(deadline)?;
+        st.producers_waiting += 1;
+        st = match limit {
+            None => self.room.wait(st).unwrap_or_else(|p| p.into_inner()),
+            Some(d) => {
+                self.room
+                    .wait_timeout(st, d)
+                    .unwrap_or_else(|p| p.into_inner())
+                    .0
+            }
+        };
+        st.producers_waiting -= 1;
+        Ok(st)
+    }
+
+    /// A consumer found nothing ready. It takes any outcomes still in workers' outboxes,
+    /// and sleeps only when there were none. Its waiting count stays announced from
+    /// before the last look into the outboxes until it wakes (its half of the handshake).
+    fn wait_consumer<'a>(
+        &'a self,
+        mut st: Guard<'a, H>,
+        deadline: Deadline,
+    ) -> Result<Guard<'a, H>, Error> {
+        if self.steal_locked(&mut st) > 0 {
+            return Ok(st);
+        }
+        let limit = self.wait_limit(deadline)?;
+        st.consumers_waiting += 1;
+        self.consumers_waiting
+            .store(st.consumers_waiting as usize, Ordering::SeqCst);
+        if self.steal_locked(&mut st) == 0 {
+            st = match limit {
+                None => self.ready.wait(st).unwrap_or_else(|p| p.into_inner()),
+                Some(d) => {
+                    self.ready
+                        .wait_timeout(st, d)
+                        .unwrap_or_else(|p| p.into_inner())
+                        .0
+                }
+            };
+        }
+        st.consumers_waiting -= 1;
+        self.consumers_waiting
+            .store(st.consumers_waiting as usize, Ordering::SeqCst);
+        Ok(st)
+    }
+
+    /// How long a call may sleep now: `None` = forever. Refuses to wait past the deadline
+    /// or from inside one of this pool's own callbacks.
+    fn wait_limit(&self, deadline: Deadline) -> Result<Option<Duration>, Error> {
+        let limit = match deadline {
+            Deadline::Now => None,
+            Deadline::Never => Some(None),
+            Deadline::At(at) => at.checked_duration_since(Instant::now()).map(Some),
+        };
+        let Some(limit) = limit else {
+            return Err(Error::new(Status::Timeout, "the timeout expired"));
+        };
+        if threads::is_owned_by(self.addr()) {
+            let msg = "this call would wait on the pool from inside one of its own callbacks";
+            return Err(Error::new(Status::Invalid, msg));
+        }
+        Ok(limit)
+    }
+
+    /// The feeder's own handle on the work queue.
+    pub(crate) fn feeder_sender(&self) -> Sender<Task<H::Item>> {
+        let st = lock(&self.state);
+        st.work_tx
+            .clone()
+            .expect("the queue is connected while the feeder runs")
+    }
+
+    /// The feeder's admission: reserve slots, and their indices, for the next pulls.
+    /// Returns the first index and how many, or `None` when it must stop pulling.
+    pub(crate) fn reserve_for_feeder(&self) -> Option<(u64, usize)> {
+        let mut st = lock(&self.state);
+        loop {
+            if st.cancelled || st.closed {
+                return None;
+            }
+            if st.has_room(self.capacity) {
+                let room = (self.capacity as u64 - st.slots_taken()) as usize;
+                let len = room.min(self.sizer.task_len());
+                let first = st.submitted;
+                st.submitted += len as u64;
+                self.feeder_unsent.store(len as u64, Ordering::Relaxed);
+                return Some((first, len));
+            }
+            st.producers_waiting += 1;
+            st = self.room.wait(st).unwrap_or_else(|p| p.into_inner());
+            st.producers_waiting -= 1;
+        }
+    }
+
+    /// Whether the feeder must not call the source again (closed or cancelled).
+    pub(crate) fn must_stop_pulling(&self) -> bool {
+        self.stop_pulling.load(Ordering::Acquire)
+    }
+
+    /// Queue one pulled item under an index the feeder reserved. No lock: the item must
+    /// reach the workers now, even if the next source call blocks for a long time.
+    pub(crate) fn send_pulled(&self, tx: &Sender<Task<H::Item>>, index: u64, item: H::Item) {
+        // Unbounded queue, and `Shared` holds a receiver: cannot fail.
+        let _ = tx.send(Task::One { index, item });
+        self.feeder_unsent.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// End of a reservation: `unused` reserved indices were never pulled, and the input
+    /// ended with `end`, if it did. Returns whether to keep pulling.
+    pub(crate) fn finish_reservation(&self, unused: usize, end: Option<Pulled<H::Item>>) -> bool {
+        let mut st = lock(&self.state);
+        // Only the feeder gives out indices in source mode, so the unused ones are the last.
+        st.submitted -= unused as u64;
+        self.feeder_unsent.store(0, Ordering::Relaxed);
+        let more = match end {
+            None | Some(Pulled::Item(_)) => !(st.cancelled || st.closed),
+            Some(Pulled::End) => {
+                self.close_locked(&mut st);
+                false
+            }
+            Some(Pulled::Failed(code)) => {
+                let index = st.submitted;
+                st.submitted += 1;
+                st.closed = true;
+                self.stop_pulling.store(true, Ordering::Release);
+                self.store_locked(&mut st, Outcome::source_failed(index, code));
+                false
+            }
+        };
+        self.wake_locked(&st);
+        more
+    }
+
+    /// Time spent in the work function, for stats.
+    pub(crate) fn add_busy(&self, ns: u64) {
+        self.busy_ns.fetch_add(ns, Ordering::Relaxed);
+    }
+}
