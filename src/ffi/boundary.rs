@@ -13,7 +13,10 @@ use crate::status::Status;
 /// Every export wraps its body (not itself) so cbindgen sees each function as written.
 macro_rules! ffi_boundary {
     ($name:literal, $default:expr, $body:block) => {
-        match ::std::panic::catch_unwind(::std::panic::AssertUnwindSafe(|| $body)) {
+        match ::std::panic::catch_unwind(::std::panic::AssertUnwindSafe(|| {
+            $crate::ffi::boundary::fault_point($name);
+            $body
+        })) {
             Ok(value) => value,
             Err(payload) => {
                 $crate::ffi::boundary::record_panic($name, payload.as_ref());
@@ -91,3 +94,20 @@ pub(crate) fn last_error_ptr() -> *const c_char {
         }
     })
 }
+
+/// With the `fault-injection` feature, panics inside the export named by the environment
+/// variable `PMAP_FAULT_PANIC` (read once), so tests can prove every boundary holds.
+#[cfg(feature = "fault-injection")]
+pub(crate) fn fault_point(fn_name: &str) {
+    use std::sync::OnceLock;
+    static TARGET: OnceLock<Option<String>> = OnceLock::new();
+    let target = TARGET.get_or_init(|| std::env::var("PMAP_FAULT_PANIC").ok());
+    if target.as_deref() == Some(fn_name) {
+        panic!("fault injected in {fn_name}");
+    }
+}
+
+/// Without the `fault-injection` feature this compiles to nothing.
+#[cfg(not(feature = "fault-injection"))]
+#[inline(always)]
+pub(crate) fn fault_point(_fn_name: &str) {}
