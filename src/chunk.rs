@@ -7,7 +7,9 @@
 //! ordered delivery still react within microseconds. It is also capped so that the
 //! window of `capacity` items still spreads over every worker.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
+
+use crate::sync::AtomicU64;
 
 /// Work one task should carry, in nanoseconds.
 pub(crate) const TARGET_TASK_NS: u64 = 20_000;

@@ -1,14 +1,19 @@
 //! The feeder thread of a pool in source mode: pulls input while there is room.
 
+use crate::chunk::Task;
 use crate::handler::{Handler, Pulled, Source};
 use crate::shared::Shared;
 use crate::sync::AbortOnPanic;
+use crate::sync::channel::Sender;
 use crate::threads::OwnerGuard;
 
-pub(crate) fn run<H: Handler>(shared: &Shared<H>, mut source: Source<H::Item>) {
+pub(crate) fn run<H: Handler>(
+    shared: &Shared<H>,
+    tx: Sender<Task<H::Item>>,
+    mut source: Source<H::Item>,
+) {
     let _abort = AbortOnPanic;
     let _inside = OwnerGuard::enter(shared.addr());
-    let tx = shared.feeder_sender();
     // Slots (with their indices) are reserved a batch at a time, under one lock, before
     // pulling, so the source is never asked for more than the window can hold. Each
     // pulled item is queued at once: a source that blocks waiting for input must not

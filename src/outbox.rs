@@ -10,9 +10,9 @@
 //! consumer stores its waiting count and then reads `len`. At least one of them sees the
 //! other, so either the worker publishes or the consumer steals.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 
-use crate::sync::{Mutex, lock};
+use crate::sync::{AtomicUsize, Mutex, lock};
 
 pub(crate) struct Outbox<T> {
     items: Mutex<Vec<T>>,

@@ -6,14 +6,13 @@
 use std::borrow::Cow;
 use std::iter::Peekable;
 use std::mem::ManuallyDrop;
-use std::thread::JoinHandle;
 
 use crate::config::{Config, Resolved};
 use crate::handler::{Handler, Outcome, Source};
 use crate::shared::{Shared, SharedRef};
 use crate::stats::Stats;
 use crate::status::Status;
-use crate::threads;
+use crate::threads::{self, JoinHandle};
 use crate::wait::Wait;
 use crate::{feeder, worker};
 
@@ -98,8 +97,11 @@ impl<H: Handler> Pool<H> {
         }
         if let Some(source) = source {
             let shared = pool.shared_ref();
+            // Taken here, not on the feeder thread: the pool may be freed (and the
+            // pool's own sender dropped) before that thread first runs.
+            let tx = pool.shared.feeder_sender();
             let spawned = threads::spawn_blocking_signals(format!("{prefix}feed"), move || {
-                feeder::run(shared.get(), source)
+                feeder::run(shared.get(), tx, source)
             });
             pool.adopt(spawned)?;
         }

@@ -4,10 +4,8 @@
 
 use std::iter::Peekable;
 use std::mem::ManuallyDrop;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
-
-use crossbeam_channel::{Receiver, Sender};
 
 use crate::chunk::{Sizer, Task};
 use crate::collector::Collector;
@@ -17,7 +15,8 @@ use crate::outbox::Outbox;
 use crate::pool::Error;
 use crate::stats::{Outcomes, Stats};
 use crate::status::{ItemStatus, Status};
-use crate::sync::{Condvar, Mutex, MutexGuard, Padded, lock};
+use crate::sync::channel::{self, Receiver, Sender};
+use crate::sync::{AtomicBool, AtomicU64, AtomicUsize, Condvar, Mutex, MutexGuard, Padded, lock};
 use crate::threads::{self, OwnerGuard};
 use crate::wait::Deadline;
 
@@ -124,7 +123,7 @@ impl<H: Handler> SharedRef<H> {
 
 impl<H: Handler> Shared<H> {
     pub(crate) fn new(handler: H, cfg: &Resolved) -> Self {
-        let (work_tx, work_rx) = crossbeam_channel::unbounded();
+        let (work_tx, work_rx) = channel::unbounded();
         Shared {
             handler,
             capacity: cfg.capacity,
@@ -529,7 +528,7 @@ impl<H: Handler> Shared<H> {
         Ok(limit)
     }
 
-    /// The feeder's own handle on the work queue.
+    /// A handle on the work queue for the feeder, taken when the feeder is spawned.
     pub(crate) fn feeder_sender(&self) -> Sender<Task<H::Item>> {
         let st = lock(&self.state);
         st.work_tx

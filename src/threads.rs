@@ -6,9 +6,9 @@ use std::cell::Cell;
 use std::io;
 use std::sync::Once;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::thread::{self, JoinHandle};
 
 /// Signals a thread receives because of what it did itself; never blocked.
+#[cfg(not(loom))]
 const SYNCHRONOUS: [libc::c_int; 7] = [
     libc::SIGSEGV,
     libc::SIGBUS,
@@ -24,19 +24,36 @@ const SYNCHRONOUS: [libc::c_int; 7] = [
 /// The mask is set on the calling thread around `spawn`, so the new thread inherits it
 /// before it runs a single instruction: there is no window in which a signal meant for
 /// the host program's own threads could land on ours.
+#[cfg(not(loom))]
 pub(crate) fn spawn_blocking_signals<F>(name: String, body: F) -> io::Result<JoinHandle<()>>
 where
     F: FnOnce() + Send + 'static,
 {
     let _restore = BlockAsyncSignals::new()?;
-    thread::Builder::new().name(name).spawn(body)
+    std::thread::Builder::new().name(name).spawn(body)
 }
 
+/// Under loom, threads are the model checker's; signals play no part in the model.
+#[cfg(loom)]
+pub(crate) fn spawn_blocking_signals<F>(_name: String, body: F) -> io::Result<JoinHandle<()>>
+where
+    F: FnOnce() + Send + 'static,
+{
+    Ok(loom::thread::spawn(body))
+}
+
+#[cfg(loom)]
+pub(crate) use loom::thread::JoinHandle;
+#[cfg(not(loom))]
+pub(crate) use std::thread::JoinHandle;
+
 /// Blocks asynchronous signals on this thread until dropped, then restores the old mask.
+#[cfg(not(loom))]
 struct BlockAsyncSignals {
     old: libc::sigset_t,
 }
 
+#[cfg(not(loom))]
 impl BlockAsyncSignals {
     fn new() -> io::Result<Self> {
         // SAFETY: sigset_t is plain data; sigfillset/sigdelset initialise it fully, and
@@ -57,6 +74,7 @@ impl BlockAsyncSignals {
     }
 }
 
+#[cfg(not(loom))]
 impl Drop for BlockAsyncSignals {
     fn drop(&mut self) {
         // SAFETY: `old` was filled by pthread_sigmask in `new`; restoring it is always valid.
@@ -66,9 +84,15 @@ impl Drop for BlockAsyncSignals {
     }
 }
 
+#[cfg(not(loom))]
 thread_local! {
     /// Address of the pool whose thread (or callback) this is; 0 when none.
     static OWNER: Cell<usize> = const { Cell::new(0) };
+}
+
+#[cfg(loom)]
+loom::thread_local! {
+    static OWNER: Cell<usize> = Cell::new(0);
 }
 
 /// Marks the current thread as running code on behalf of pool `owner` until dropped.
