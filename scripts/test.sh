@@ -29,4 +29,7 @@ bindings/cpp/run_tests.sh
 step "Go binding (vet, gofmt, go test -race)"
 bindings/go/run_tests.sh
 
+step "install into a temporary prefix: soname, exports, versions, four consumer builds"
+scripts/install_test.sh
+
 step "all tests passed"
