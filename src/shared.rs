@@ -180,9 +180,8 @@ impl<H: Handler> Shared<H> {
     where
         It: Iterator<Item = H::Item>,
     {
-        let shared = self;
         let mut accepted = 0;
-        let mut st = lock(&shared.state);
+        let mut st = lock(&self.state);
         loop {
             if st.cancelled {
                 return (
@@ -196,9 +195,9 @@ impl<H: Handler> Shared<H> {
                     Err(Error::new(Status::Closed, "the input is closed")),
                 );
             }
-            while st.has_room(shared.capacity) {
-                let room = (shared.capacity as u64 - st.slots_taken()) as usize;
-                let len = room.min(shared.sizer.task_len());
+            while st.has_room(self.capacity) {
+                let room = (self.capacity as u64 - st.slots_taken()) as usize;
+                let len = room.min(self.sizer.task_len());
                 let Some(first) = items.next() else {
                     return (accepted, Ok(()));
                 };
@@ -214,12 +213,12 @@ impl<H: Handler> Shared<H> {
                     Task::new(st.submitted, batch)
                 };
                 accepted += task.len();
-                shared.enqueue_locked(&mut st, task);
+                self.enqueue_locked(&mut st, task);
             }
             if items.peek().is_none() {
                 return (accepted, Ok(()));
             }
-            st = match shared.wait_producer(st, deadline) {
+            st = match self.wait_producer(st, deadline) {
                 Ok(st) => st,
                 Err(e) => return (accepted, Err(e)),
             };
@@ -233,8 +232,7 @@ impl<H: Handler> Shared<H> {
         deadline: Deadline,
         mut sink: impl FnMut(Outcome<H::Item, H::Output>),
     ) -> Result<usize, Error> {
-        let shared = self;
-        let mut st = lock(&shared.state);
+        let mut st = lock(&self.state);
         loop {
             let mut got = 0;
             while got < max {
@@ -246,13 +244,13 @@ impl<H: Handler> Shared<H> {
             }
             if got > 0 {
                 st.delivered += got as u64;
-                shared.wake_locked(&st);
+                self.wake_locked(&st);
                 return Ok(got);
             }
             if st.is_done() {
                 return Err(Error::new(Status::Done, "every item has been handed back"));
             }
-            st = shared.wait_consumer(st, deadline)?;
+            st = self.wait_consumer(st, deadline)?;
         }
     }
 
