@@ -1,0 +1,5 @@
+//go:build pmap_debug
+
+package pmap_test
+
+const debugBuild = true

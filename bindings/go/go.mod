@@ -1,0 +1,3 @@
+module github.com/pmap/pmap/bindings/go
+
+go 1.23
