@@ -564,9 +564,11 @@ impl<H: Handler> Shared<H> {
     /// Queue one pulled item under an index the feeder reserved. No lock: the item must
     /// reach the workers now, even if the next source call blocks for a long time.
     pub(crate) fn send_pulled(&self, tx: &Sender<Task<H::Item>>, index: u64, item: H::Item) {
+        // Counted as sent first: once queued, the item can be delivered at once, and
+        // `stats` must never see more delivered than submitted.
+        self.feeder_unsent.fetch_sub(1, Ordering::Relaxed);
         // Unbounded queue, and `Shared` holds a receiver: cannot fail.
         let _ = tx.send(Task::One { index, item });
-        self.feeder_unsent.fetch_sub(1, Ordering::Relaxed);
     }
 
     /// End of a reservation: `unused` reserved indices were never pulled, and the input
