@@ -8,7 +8,7 @@ use std::sync::Once;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Signals a thread receives because of what it did itself; never blocked.
-#[cfg(not(loom))]
+#[cfg(not(any(loom, miri)))]
 const SYNCHRONOUS: [libc::c_int; 7] = [
     libc::SIGSEGV,
     libc::SIGBUS,
@@ -29,6 +29,8 @@ pub(crate) fn spawn_blocking_signals<F>(name: String, body: F) -> io::Result<Joi
 where
     F: FnOnce() + Send + 'static,
 {
+    // Miri cannot emulate signal masks; nothing it checks depends on them.
+    #[cfg(not(miri))]
     let _restore = BlockAsyncSignals::new()?;
     std::thread::Builder::new().name(name).spawn(body)
 }
@@ -48,12 +50,12 @@ pub(crate) use loom::thread::JoinHandle;
 pub(crate) use std::thread::JoinHandle;
 
 /// Blocks asynchronous signals on this thread until dropped, then restores the old mask.
-#[cfg(not(loom))]
+#[cfg(not(any(loom, miri)))]
 struct BlockAsyncSignals {
     old: libc::sigset_t,
 }
 
-#[cfg(not(loom))]
+#[cfg(not(any(loom, miri)))]
 impl BlockAsyncSignals {
     fn new() -> io::Result<Self> {
         // SAFETY: sigset_t is plain data; sigfillset/sigdelset initialise it fully, and
@@ -74,7 +76,7 @@ impl BlockAsyncSignals {
     }
 }
 
-#[cfg(not(loom))]
+#[cfg(not(any(loom, miri)))]
 impl Drop for BlockAsyncSignals {
     fn drop(&mut self) {
         // SAFETY: `old` was filled by pthread_sigmask in `new`; restoring it is always valid.
@@ -144,7 +146,7 @@ pub(crate) fn fork_generation() -> u64 {
 }
 
 /// Blocked async signals of the calling thread, for tests.
-#[cfg(test)]
+#[cfg(all(test, not(miri)))]
 pub(crate) fn current_thread_blocks(sig: libc::c_int) -> bool {
     // SAFETY: querying the mask with a NULL `set` only writes `cur`, a valid local.
     unsafe {
@@ -159,6 +161,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[cfg(not(miri))]
     fn spawned_threads_block_async_signals_and_the_caller_is_restored() {
         assert!(!current_thread_blocks(libc::SIGALRM));
         let h = spawn_blocking_signals("pmap-test".into(), || {
