@@ -441,9 +441,9 @@ static unsigned cpus_available(void) {
     return n > 0 ? (unsigned)n : 1;
 }
 
-/* The window (pmap capacity), in blocks. pmap's default (max(256, 64 × workers)) is
+/* The window (pmap capacity), in blocks. pmap's default (max(1024, 256 × workers)) is
  * meant for small items; here an item is ~2 block sizes of memory, so that default would
- * be 512 MiB. What throughput needs is: one block running on each worker, about one
+ * be 2 GiB. What throughput needs is: one block running on each worker, about one
  * queued behind it so a worker never waits for the feeder, and slack for the ordered
  * hand-back (a slow block at the head holds back the finished ones behind it while the
  * other workers go on) and for the feeder's reservation, which also counts. 4 × workers
