@@ -377,12 +377,11 @@ impl<H: Handler> Shared<H> {
     }
 
     /// A worker saw an item fail in a fail-fast pool: stop the rest now.
-    pub(crate) fn fail_fast_triggered(&self) -> bool {
+    pub(crate) fn item_failed(&self) {
         if self.fail_fast && !self.is_cancelled() {
             let mut st = lock(&self.state);
             self.cancel_locked(&mut st);
         }
-        self.fail_fast
     }
 
     fn count_and_insert(&self, st: &mut StateOf<H>, outcome: Outcome<H::Item, H::Output>) -> bool {

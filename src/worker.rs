@@ -59,7 +59,7 @@ pub(crate) fn run<H: Handler>(shared: &Shared<H>, id: u32) {
                 ran += 1;
                 let result = shared.handler.work(&mut state, &mut item);
                 if result.is_err() {
-                    shared.fail_fast_triggered();
+                    shared.item_failed();
                 }
                 shared.finish(id, Outcome::ran(index, item, id, result));
             });
