@@ -376,7 +376,7 @@ impl<H: Handler> Shared<H> {
             .sum()
     }
 
-    /// A worker saw an item fail in a fail-fast pool: stop the rest now.
+    /// A worker saw an item fail: a fail-fast pool stops the rest now.
     pub(crate) fn item_failed(&self) {
         if self.fail_fast && !self.is_cancelled() {
             let mut st = lock(&self.state);
