@@ -14,6 +14,11 @@ use crate::sync::AtomicU64;
 /// Work one task should carry, in nanoseconds.
 pub(crate) const TARGET_TASK_NS: u64 = 20_000;
 
+/// Work that should finish between two wake-ups of a waiting consumer, in nanoseconds:
+/// waking a thread costs microseconds of CPU on both sides, so with cheap items a consumer
+/// is woken for a batch of results rather than for each one.
+pub(crate) const TARGET_WAKE_NS: u64 = 500_000;
+
 /// Upper bound on items per task, whatever the cost.
 const MAX_TASK_ITEMS: usize = 1024;
 
@@ -60,6 +65,9 @@ pub(crate) struct Sizer {
     item_ns: AtomicU64,
     /// Most items per task so that `capacity` still covers every worker twice.
     spread_cap: usize,
+    /// Most results to gather before waking a consumer: a quarter of the window, so the
+    /// workers still have plenty to do while the consumer refills it.
+    wake_cap: usize,
 }
 
 impl Sizer {
@@ -67,17 +75,28 @@ impl Sizer {
         Sizer {
             item_ns: AtomicU64::new(0),
             spread_cap: (capacity / (2 * workers.max(1))).clamp(1, MAX_TASK_ITEMS),
+            wake_cap: (capacity / 4).max(1),
         }
     }
 
     /// Items the next task should carry.
     pub(crate) fn task_len(&self) -> usize {
+        self.items_for(TARGET_TASK_NS, self.spread_cap)
+    }
+
+    /// Ready results worth waking a waiting consumer for (1: wake it for each).
+    pub(crate) fn wake_batch(&self) -> usize {
+        self.items_for(TARGET_WAKE_NS, self.wake_cap)
+    }
+
+    /// How many items take about `target_ns`, between 1 and `cap`.
+    fn items_for(&self, target_ns: u64, cap: usize) -> usize {
         match self.item_ns.load(Ordering::Relaxed) {
             // Unknown cost: one at a time until measured, the safe choice for slow work.
             0 => 1,
-            ns => usize::try_from(TARGET_TASK_NS / ns)
+            ns => usize::try_from(target_ns / ns)
                 .unwrap_or(usize::MAX)
-                .clamp(1, self.spread_cap),
+                .clamp(1, cap),
         }
     }
 
@@ -105,6 +124,23 @@ mod tests {
     #[test]
     fn unknown_cost_means_one_item_per_task() {
         assert_eq!(Sizer::new(256, 2).task_len(), 1);
+        assert_eq!(Sizer::new(256, 2).wake_batch(), 1);
+    }
+
+    #[test]
+    fn wake_batches_cover_the_target_within_a_quarter_window() {
+        let s = Sizer::new(4096, 2);
+        s.record(10, 10_000);
+        assert_eq!(s.wake_batch(), 500, "1 µs items: 500 µs per wake-up");
+        s.record(1, 1_000_000_000);
+        assert_eq!(
+            s.wake_batch(),
+            1,
+            "slow items wake the consumer for each result"
+        );
+        let s = Sizer::new(256, 2);
+        s.record(1000, 1_000);
+        assert_eq!(s.wake_batch(), 64, "a quarter of 256 slots");
     }
 
     #[test]

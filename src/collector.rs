@@ -16,6 +16,9 @@ pub(crate) enum Collector<I, O> {
         head: u64,
         /// `window[k]` holds item `head + k` once it has finished.
         window: VecDeque<Option<Outcome<I, O>>>,
+        /// How many slots from the front are filled: what `pop_ready` can hand out in a
+        /// row. Each slot is scanned once, when the run reaches it.
+        ready: usize,
     },
     Unordered(VecDeque<Outcome<I, O>>),
 }
@@ -28,6 +31,7 @@ impl<I, O> Collector<I, O> {
             Collector::Ordered {
                 head: 0,
                 window: VecDeque::with_capacity(start),
+                ready: 0,
             }
         } else {
             Collector::Unordered(VecDeque::with_capacity(start))
@@ -37,7 +41,11 @@ impl<I, O> Collector<I, O> {
     /// Store a finished item. Returns true when it made a result ready to hand back.
     pub(crate) fn insert(&mut self, outcome: Outcome<I, O>) -> bool {
         match self {
-            Collector::Ordered { head, window } => {
+            Collector::Ordered {
+                head,
+                window,
+                ready,
+            } => {
                 let pos = usize::try_from(outcome.index - *head)
                     .expect("an item in flight lies inside the window");
                 if pos >= window.len() {
@@ -49,7 +57,13 @@ impl<I, O> Collector<I, O> {
                     outcome.index
                 );
                 window[pos] = Some(outcome);
-                pos == 0
+                if pos != *ready {
+                    return false;
+                }
+                while *ready < window.len() && window[*ready].is_some() {
+                    *ready += 1;
+                }
+                true
             }
             Collector::Unordered(queue) => {
                 queue.push_back(outcome);
@@ -61,8 +75,15 @@ impl<I, O> Collector<I, O> {
     /// Take the next result a consumer may have, if it is ready.
     pub(crate) fn pop_ready(&mut self) -> Option<Outcome<I, O>> {
         match self {
-            Collector::Ordered { head, window } => {
-                window.front()?.as_ref()?;
+            Collector::Ordered {
+                head,
+                window,
+                ready,
+            } => {
+                if *ready == 0 {
+                    return None;
+                }
+                *ready -= 1;
                 *head += 1;
                 window.pop_front().flatten()
             }
@@ -70,18 +91,23 @@ impl<I, O> Collector<I, O> {
         }
     }
 
-    /// Whether `pop_ready` would return a result.
-    pub(crate) fn has_ready(&self) -> bool {
+    /// How many results `pop_ready` would return in a row.
+    pub(crate) fn ready_len(&self) -> usize {
         match self {
-            Collector::Ordered { window, .. } => matches!(window.front(), Some(Some(_))),
-            Collector::Unordered(queue) => !queue.is_empty(),
+            Collector::Ordered { ready, .. } => *ready,
+            Collector::Unordered(queue) => queue.len(),
         }
     }
 
     /// Remove every stored result, ready or not (used when the pool is freed).
     pub(crate) fn take_all(&mut self) -> Vec<Outcome<I, O>> {
         match self {
-            Collector::Ordered { head, window } => {
+            Collector::Ordered {
+                head,
+                window,
+                ready,
+            } => {
+                *ready = 0;
                 *head += window.len() as u64;
                 window.drain(..).flatten().collect()
             }
@@ -104,14 +130,24 @@ mod tests {
         let mut c = Collector::new(true, 8);
         assert!(!c.insert(done(2)));
         assert!(!c.insert(done(1)));
-        assert!(!c.has_ready());
+        assert_eq!(c.ready_len(), 0);
         assert!(c.pop_ready().is_none());
+        assert_eq!(c.ready_len(), 0);
         assert!(c.insert(done(0)));
+        assert_eq!(
+            c.ready_len(),
+            3,
+            "the gap closed: 0, 1 and 2 are ready in a row"
+        );
         let got: Vec<u64> = std::iter::from_fn(|| c.pop_ready())
             .map(|o| o.index)
             .collect();
         assert_eq!(got, vec![0, 1, 2]);
         assert!(c.insert(done(3)), "the next head is ready at once");
+        assert!(!c.insert(done(5)));
+        assert_eq!(c.ready_len(), 1, "5 waits behind the gap at 4");
+        assert!(c.pop_ready().is_some());
+        assert!(c.pop_ready().is_none());
     }
 
     #[test]
@@ -148,6 +184,6 @@ mod tests {
         let all = c.take_all();
         assert_eq!(all.len(), 2);
         assert_eq!(all[1].status, ItemStatus::Cancelled);
-        assert!(!c.has_ready());
+        assert_eq!(c.ready_len(), 0);
     }
 }

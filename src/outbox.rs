@@ -29,10 +29,13 @@ impl<T> Outbox<T> {
     }
 
     /// Called only by the owning worker. The lock is uncontended unless a consumer steals.
-    pub(crate) fn push(&self, item: T) {
+    /// Returns how many items wait here now.
+    pub(crate) fn push(&self, item: T) -> usize {
         let mut items = lock(&self.items);
         items.push(item);
-        self.len.store(items.len(), Ordering::SeqCst);
+        let len = items.len();
+        self.len.store(len, Ordering::SeqCst);
+        len
     }
 
     /// Whether anything waits here (part of the handshake: read after announcing a wait).
@@ -64,8 +67,8 @@ mod tests {
     fn take_all_empties_in_push_order() {
         let o = Outbox::new();
         assert!(o.is_empty());
-        o.push(1);
-        o.push(2);
+        assert_eq!(o.push(1), 1);
+        assert_eq!(o.push(2), 2);
         assert!(!o.is_empty());
         let mut got = Vec::new();
         assert_eq!(o.take_all(|x| got.push(x)), 2);

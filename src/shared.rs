@@ -20,6 +20,47 @@ use crate::sync::{AtomicBool, AtomicU64, AtomicUsize, Condvar, Mutex, MutexGuard
 use crate::threads::{self, OwnerGuard};
 use crate::wait::Deadline;
 
+/// Longest a consumer sleeps while finished results may be held back for a batch.
+const DEFERRAL_LIMIT: Duration = Duration::from_millis(1);
+
+/// Which condvars to notify, decided under the state lock.
+#[derive(Default)]
+struct Wakes {
+    consumers: Notify,
+    producers: Notify,
+    feeder: bool,
+    settled: bool,
+}
+
+#[derive(Default, Clone, Copy, PartialEq, Eq)]
+enum Notify {
+    #[default]
+    Nobody,
+    One,
+    All,
+}
+
+impl Wakes {
+    fn apply<H: Handler>(self, shared: &Shared<H>) {
+        notify(&shared.ready, self.consumers);
+        notify(&shared.room, self.producers);
+        if self.feeder {
+            shared.feeder_room.notify_one();
+        }
+        if self.settled {
+            shared.settled.notify_all();
+        }
+    }
+}
+
+fn notify(cv: &Condvar, who: Notify) {
+    match who {
+        Notify::Nobody => {}
+        Notify::One => cv.notify_one(),
+        Notify::All => cv.notify_all(),
+    }
+}
+
 /// The state of pool `H`, and the guard that proves its lock is held.
 type StateOf<H> = State<<H as Handler>::Item, <H as Handler>::Output>;
 type Guard<'a, H> = MutexGuard<'a, StateOf<H>>;
@@ -42,6 +83,8 @@ struct State<I, O> {
     work_tx: Option<Sender<Task<I>>>,
     consumers_waiting: u32,
     producers_waiting: u32,
+    /// The feeder sleeps on `feeder_room`.
+    feeder_waiting: bool,
     outcomes: Outcomes,
 }
 
@@ -77,8 +120,10 @@ pub(crate) struct Shared<H: Handler> {
     state: Padded<Mutex<StateOf<H>>>,
     /// Consumers wait here for a ready outcome or for the end.
     ready: Condvar,
-    /// Producers and the feeder wait here for a free slot, close or cancel.
+    /// Producers wait here for a free slot, close or cancel.
     room: Condvar,
+    /// The feeder waits here for room worth refilling, close or cancel.
+    feeder_room: Condvar,
     /// `free` waits here until every accepted item has an outcome.
     settled: Condvar,
     /// Mirror of `State::cancelled` that workers and callbacks read without the lock.
@@ -95,6 +140,9 @@ pub(crate) struct Shared<H: Handler> {
     outboxes: Box<[Padded<Outbox<OutcomeOf<H>>>]>,
     /// Mirror of `State::consumers_waiting` for the outbox handshake.
     consumers_waiting: Padded<AtomicUsize>,
+    /// Mirror of `State::feeder_waiting`, so a worker that empties the queue can tell
+    /// whether the feeder needs a nudge.
+    feeder_waiting: AtomicBool,
     /// Set by close and cancel: the feeder must not call the source again.
     stop_pulling: AtomicBool,
     /// Indices the feeder reserved but has not sent yet (so `stats` can leave them out).
@@ -140,10 +188,12 @@ impl<H: Handler> Shared<H> {
                 work_tx: Some(work_tx),
                 consumers_waiting: 0,
                 producers_waiting: 0,
+                feeder_waiting: false,
                 outcomes: Outcomes::default(),
             })),
             ready: Condvar::new(),
             room: Condvar::new(),
+            feeder_room: Condvar::new(),
             settled: Condvar::new(),
             cancelled: Padded(AtomicBool::new(false)),
             work_rx: ManuallyDrop::new(work_rx),
@@ -153,6 +203,7 @@ impl<H: Handler> Shared<H> {
             sizer: Padded(Sizer::new(cfg.capacity, cfg.workers)),
             outboxes: (0..cfg.workers).map(|_| Padded(Outbox::new())).collect(),
             consumers_waiting: Padded(AtomicUsize::new(0)),
+            feeder_waiting: AtomicBool::new(false),
             stop_pulling: AtomicBool::new(false),
             feeder_unsent: AtomicU64::new(0),
         }
@@ -244,7 +295,7 @@ impl<H: Handler> Shared<H> {
             }
             if got > 0 {
                 st.delivered += got as u64;
-                self.wake_locked(&st);
+                self.unlock_and_wake(st);
                 return Ok(got);
             }
             if st.is_done() {
@@ -343,11 +394,13 @@ impl<H: Handler> Shared<H> {
         let _ = tx.send(task);
     }
 
-    /// A worker finished an item: leave the outcome in its outbox, and publish at once
-    /// if a consumer is waiting (the worker's half of the outbox handshake).
+    /// A worker finished an item: leave the outcome in its outbox, and publish before the
+    /// round ends if a consumer is waiting and a wake-up's worth has gathered (the
+    /// worker's half of the outbox handshake; see `wait_consumer` for the consumer's).
     pub(crate) fn finish(&self, worker: u32, outcome: Outcome<H::Item, H::Output>) {
-        self.outboxes[worker as usize].push(outcome);
-        if self.consumers_waiting.load(Ordering::SeqCst) > 0 {
+        let outbox = &self.outboxes[worker as usize];
+        let held = outbox.push(outcome);
+        if self.consumers_waiting.load(Ordering::SeqCst) > 0 && held >= self.sizer.wake_batch() {
             self.publish(worker);
         }
     }
@@ -361,7 +414,17 @@ impl<H: Handler> Shared<H> {
         self.outboxes[worker as usize].take_all(|o| {
             self.count_and_insert(&mut st, o);
         });
-        self.wake_locked(&st);
+        self.unlock_and_wake(st);
+    }
+
+    /// A worker just emptied the work queue: a consumer or the feeder that was left
+    /// asleep while the workers had plenty to do may be needed now.
+    pub(crate) fn queue_drained(&self) {
+        if self.consumers_waiting.load(Ordering::SeqCst) > 0
+            || self.feeder_waiting.load(Ordering::SeqCst)
+        {
+            self.unlock_and_wake(lock(&self.state));
+        }
     }
 
     /// Take every worker's unpublished outcomes into the collector; returns how many.
@@ -433,25 +496,56 @@ impl<H: Handler> Shared<H> {
         self.wake_locked(st);
     }
 
-    /// Wake whoever can now make progress. Cheap when nobody waits.
+    /// Wake whoever should make progress now, while holding the lock. For the rare paths
+    /// (close, cancel, the feeder's end); hot paths use `unlock_and_wake`.
     fn wake_locked(&self, st: &StateOf<H>) {
+        self.wakes(st).apply(self);
+    }
+
+    /// Release the lock, then wake whoever should make progress: a thread woken while the
+    /// lock is still held would only block on it again.
+    fn unlock_and_wake(&self, st: Guard<'_, H>) {
+        let wakes = self.wakes(&st);
+        drop(st);
+        wakes.apply(self);
+    }
+
+    /// Who to wake, given the state. Cheap when nobody waits.
+    ///
+    /// Waking a thread costs microseconds of CPU, more than a cheap item's work, so a
+    /// waiting consumer is woken for a batch of ready results (`Sizer::wake_batch`, about
+    /// 100 µs of work; one result when items are slow), or for any result once the work
+    /// queue is empty: then nothing else is coming soon, and the consumer may be the one
+    /// who refills the queue. The feeder likewise waits for a batch of free slots, or any
+    /// free slot once the queue is empty.
+    fn wakes(&self, st: &StateOf<H>) -> Wakes {
+        let mut w = Wakes::default();
         if st.consumers_waiting > 0 {
             if st.is_done() {
-                self.ready.notify_all();
-            } else if st.collector.has_ready() {
-                self.ready.notify_one();
+                w.consumers = Notify::All;
+            } else {
+                let ready = st.collector.ready_len();
+                if ready > 0 && (ready >= self.sizer.wake_batch() || self.work_rx.is_empty()) {
+                    w.consumers = Notify::One;
+                }
             }
         }
+        let ending = st.closed || st.cancelled;
         if st.producers_waiting > 0 {
-            if st.closed || st.cancelled {
-                self.room.notify_all();
+            if ending {
+                w.producers = Notify::All;
             } else if st.has_room(self.capacity) {
-                self.room.notify_one();
+                w.producers = Notify::One;
             }
         }
-        if st.freeing && st.is_settled() {
-            self.settled.notify_all();
+        if st.feeder_waiting {
+            let room = self.capacity as u64 - st.slots_taken();
+            w.feeder = ending
+                || room >= self.sizer.wake_batch() as u64
+                || (room > 0 && self.work_rx.is_empty());
         }
+        w.settled = st.freeing && st.is_settled();
+        w
     }
 
     /// A producer found no room: wait until woken or the deadline passes.
@@ -478,6 +572,10 @@ impl<H: Handler> Shared<H> {
     /// A consumer found nothing ready. It takes any outcomes still in workers' outboxes,
     /// and sleeps only when there were none. Its waiting count stays announced from
     /// before the last look into the outboxes until it wakes (its half of the handshake).
+    ///
+    /// While results may be held back for a batch (cheap items in flight), it sleeps at
+    /// most `DEFERRAL_LIMIT`: if every worker is then stuck in a slow item, nobody would
+    /// publish or wake it, and the finished results must not wait for those items.
     fn wait_consumer<'a>(
         &'a self,
         mut st: Guard<'a, H>,
@@ -486,7 +584,10 @@ impl<H: Handler> Shared<H> {
         if self.steal_locked(&mut st) > 0 {
             return Ok(st);
         }
-        let limit = self.wait_limit(deadline)?;
+        let mut limit = self.wait_limit(deadline)?;
+        if st.slots_taken() > 0 && self.sizer.wake_batch() > 1 {
+            limit = Some(limit.map_or(DEFERRAL_LIMIT, |d| d.min(DEFERRAL_LIMIT)));
+        }
         st.consumers_waiting += 1;
         self.consumers_waiting
             .store(st.consumers_waiting as usize, Ordering::SeqCst);
@@ -549,9 +650,11 @@ impl<H: Handler> Shared<H> {
                 self.feeder_unsent.store(len as u64, Ordering::Relaxed);
                 return Some((first, len));
             }
-            st.producers_waiting += 1;
-            st = self.room.wait(st).unwrap_or_else(|p| p.into_inner());
-            st.producers_waiting -= 1;
+            st.feeder_waiting = true;
+            self.feeder_waiting.store(true, Ordering::SeqCst);
+            st = self.feeder_room.wait(st).unwrap_or_else(|p| p.into_inner());
+            st.feeder_waiting = false;
+            self.feeder_waiting.store(false, Ordering::SeqCst);
         }
     }
 

@@ -47,6 +47,10 @@ pub(crate) fn run<H: Handler>(shared: &Shared<H>, id: u32) {
                 Err(_) => break,
             }
         }
+        // Left asleep while the queue was long, a consumer or the feeder may be needed now.
+        if shared.work_rx.is_empty() {
+            shared.queue_drained();
+        }
         let mut ran = 0;
         for task in tasks.drain(..) {
             task.for_each(|index, mut item| {

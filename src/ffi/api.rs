@@ -82,7 +82,7 @@ pub unsafe extern "C" fn pmap_new(
         // SAFETY: `opts` is non-NULL and, per the contract, points to `struct_size` bytes.
         let parsed = match unsafe { options::parse(opts) } {
             Ok(p) => p,
-            Err(message) => return invalid("pmap_new", &message),
+            Err(message) => return invalid("pmap_new", message),
         };
         let started = match parsed.source {
             Some(source) => Pool::with_source(parsed.handler, &parsed.config, source),

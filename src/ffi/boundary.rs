@@ -1,6 +1,7 @@
 //! The edge of the ABI: panic containment, pointer checks and `pmap_last_error`.
 
 use std::any::Any;
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::ffi::c_char;
 use std::io::Write;
@@ -38,59 +39,89 @@ macro_rules! try_mut {
     }};
 }
 
+/// This thread's last error. Recorded cheaply (a `PMAP_TIMEOUT` is routine on hot paths
+/// such as a full window) and formatted only when `pmap_last_error` asks for it.
+struct LastError {
+    fn_name: &'static str,
+    status: Status,
+    message: Cow<'static, str>,
+    /// The formatted, NUL-terminated message; reused to avoid allocating.
+    text: Vec<u8>,
+    /// `text` matches the fields above.
+    formatted: bool,
+}
+
 thread_local! {
-    /// This thread's last error message, NUL-terminated. Reused to avoid allocating.
-    static LAST_ERROR: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    static LAST_ERROR: RefCell<LastError> = const {
+        RefCell::new(LastError {
+            fn_name: "",
+            status: Status::Ok,
+            message: Cow::Borrowed(""),
+            text: Vec::new(),
+            formatted: true,
+        })
+    };
 }
 
 /// Record `"<fn>: <STATUS>: <message>"` as this thread's last error.
-pub(crate) fn record(fn_name: &str, status: Status, message: &str) {
+pub(crate) fn record(fn_name: &'static str, status: Status, message: Cow<'static, str>) {
     LAST_ERROR.with(|cell| {
-        let mut buf = cell.borrow_mut();
-        buf.clear();
-        let _ = write!(buf, "{fn_name}: {}: {message}", status.name());
-        // An interior NUL would cut the message short, never overrun it.
-        buf.push(0);
+        let mut last = cell.borrow_mut();
+        last.fn_name = fn_name;
+        last.status = status;
+        last.message = message;
+        last.formatted = false;
     });
 }
 
 /// Record `err` and return its status as the C status code.
-pub(crate) fn fail(fn_name: &str, err: &Error) -> i32 {
+pub(crate) fn fail(fn_name: &'static str, err: &Error) -> i32 {
     if err.status != Status::Done {
-        record(fn_name, err.status, &err.message);
+        record(fn_name, err.status, err.message.clone());
     }
     err.status as i32
 }
 
 /// Record an invalid-argument message and return `PMAP_INVALID`.
-pub(crate) fn invalid(fn_name: &str, message: &str) -> i32 {
-    record(fn_name, Status::Invalid, message);
+pub(crate) fn invalid(fn_name: &'static str, message: impl Into<Cow<'static, str>>) -> i32 {
+    record(fn_name, Status::Invalid, message.into());
     Status::Invalid as i32
 }
 
-pub(crate) fn record_panic(fn_name: &str, payload: &(dyn Any + Send)) {
+pub(crate) fn record_panic(fn_name: &'static str, payload: &(dyn Any + Send)) {
     let detail = payload
         .downcast_ref::<&str>()
         .copied()
         .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
         .unwrap_or("(no message)");
-    record(
-        fn_name,
-        Status::Internal,
-        &format!("internal panic caught: {detail}"),
-    );
+    let message = format!("internal panic caught: {detail}");
+    record(fn_name, Status::Internal, message.into());
 }
 
 /// This thread's last error as a C string, or "" when there was none.
 pub(crate) fn last_error_ptr() -> *const c_char {
     LAST_ERROR.with(|cell| {
-        let buf = cell.borrow();
-        if buf.is_empty() {
+        let mut last = cell.borrow_mut();
+        if !last.formatted {
+            let LastError {
+                fn_name,
+                status,
+                message,
+                text,
+                ..
+            } = &mut *last;
+            text.clear();
+            let _ = write!(text, "{fn_name}: {}: {message}", status.name());
+            // An interior NUL would cut the message short, never overrun it.
+            text.push(0);
+            last.formatted = true;
+        }
+        if last.text.is_empty() {
             c"".as_ptr()
         } else {
-            // The buffer lives as long as the thread and only changes on the next failing
-            // call of this thread, as documented for `pmap_last_error`.
-            buf.as_ptr().cast()
+            // The buffer lives as long as the thread and only changes when this thread
+            // asks again after another failing call, as documented for `pmap_last_error`.
+            last.text.as_ptr().cast()
         }
     })
 }
