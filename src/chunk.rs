@@ -1,11 +1,11 @@
-//! Tasks on the work queue, and how many items go into one.
+//! How many items to move at a time, from the measured cost per item.
 //!
-//! Moving items one at a time costs a queue operation, a lock and often a thread wake-up
-//! per item, which dwarfs a cheap work function. So admission groups consecutive items
-//! into one task. The size adapts to the measured cost per item: a task should take about
-//! [`TARGET_TASK_NS`] of work, so per-item overhead is amortised while cancellation and
-//! ordered delivery still react within microseconds. It is also capped so that the
-//! window of `capacity` items still spreads over every worker.
+//! Moving items one at a time costs a lock and often a thread wake-up per item, which
+//! dwarfs a cheap work function. So a worker takes a *task*: a run of queued items worth
+//! about [`TARGET_TASK_NS`] of work, so per-item overhead is amortised while cancellation
+//! and ordered delivery still react within microseconds. It is also capped so that the
+//! window of `capacity` items still spreads over every worker. Waiting consumers and the
+//! feeder are likewise woken for a batch (`wake_batch`), not for each item.
 
 use std::sync::atomic::Ordering;
 
@@ -21,43 +21,6 @@ pub(crate) const TARGET_WAKE_NS: u64 = 500_000;
 
 /// Upper bound on items per task, whatever the cost.
 const MAX_TASK_ITEMS: usize = 1024;
-
-/// A unit of work: one item, or a run of consecutive indices.
-pub(crate) enum Task<I> {
-    One { index: u64, item: I },
-    Many { first: u64, items: Vec<I> },
-}
-
-impl<I> Task<I> {
-    /// A task for `items` (at least one), the first of which gets index `first`.
-    pub(crate) fn new(first: u64, mut items: Vec<I>) -> Self {
-        if items.len() == 1 {
-            let item = items.pop().expect("one item");
-            Task::One { index: first, item }
-        } else {
-            Task::Many { first, items }
-        }
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        match self {
-            Task::One { .. } => 1,
-            Task::Many { items, .. } => items.len(),
-        }
-    }
-
-    /// Hand each item, with its index, to `f`, in index order.
-    pub(crate) fn for_each(self, mut f: impl FnMut(u64, I)) {
-        match self {
-            Task::One { index, item } => f(index, item),
-            Task::Many { first, items } => {
-                for (k, item) in items.into_iter().enumerate() {
-                    f(first + k as u64, item);
-                }
-            }
-        }
-    }
-}
 
 /// The running estimate of work cost per item, shared by all workers.
 pub(crate) struct Sizer {
@@ -158,14 +121,5 @@ mod tests {
         let s = Sizer::new(4096, 2);
         s.record(10, 10_000);
         assert_eq!(s.task_len(), 20, "1 µs items: 20 µs per task");
-    }
-
-    #[test]
-    fn task_items_carry_consecutive_indices() {
-        let t = Task::new(10, vec!['a', 'b', 'c']);
-        assert_eq!(t.len(), 3);
-        let mut got = Vec::new();
-        t.for_each(|i, c| got.push((i, c)));
-        assert_eq!(got, vec![(10, 'a'), (11, 'b'), (12, 'c')]);
     }
 }

@@ -97,11 +97,8 @@ impl<H: Handler> Pool<H> {
         }
         if let Some(source) = source {
             let shared = pool.shared_ref();
-            // Taken here, not on the feeder thread: the pool may be freed (and the
-            // pool's own sender dropped) before that thread first runs.
-            let tx = pool.shared.feeder_sender();
             let spawned = threads::spawn_blocking_signals(format!("{prefix}feed"), move || {
-                feeder::run(shared.get(), tx, source)
+                feeder::run(shared.get(), source)
             });
             pool.adopt(spawned)?;
         }
@@ -254,13 +251,12 @@ impl<H: Handler> Pool<H> {
     fn shutdown(&mut self) {
         if self.is_forked() {
             // The threads do not exist in this process: nothing to stop, nothing to join,
-            // no callback may run. Forgetting the handles avoids detaching phantom threads,
-            // and the queue's endpoints are leaked because a thread that vanished in the
-            // fork may have held the channel's internal locks.
+            // no callback may run, and no lock may be taken (a thread that vanished in the
+            // fork may have held one). Forgetting the handles avoids detaching phantom
+            // threads; dropping `Shared` afterwards only releases memory.
             for handle in self.threads.drain(..) {
                 std::mem::forget(handle);
             }
-            self.shared.leak_queue_in_child();
             return;
         }
         self.shared.wind_down();
@@ -268,9 +264,6 @@ impl<H: Handler> Pool<H> {
             // Pool threads abort on panic, so a join error cannot happen.
             let _ = handle.join();
         }
-        // SAFETY: every thread that used the receiver has been joined, and `shutdown` runs
-        // once (from `Drop`).
-        unsafe { self.shared.drop_queue() };
     }
 }
 

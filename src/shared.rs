@@ -2,12 +2,12 @@
 //! operation on it. `Pool` (the public API), the workers and the feeder all go through
 //! here. See `src/DESIGN.md` for the states and the invariants.
 
+use std::collections::VecDeque;
 use std::iter::Peekable;
-use std::mem::ManuallyDrop;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use crate::chunk::{Sizer, Task};
+use crate::chunk::Sizer;
 use crate::collector::Collector;
 use crate::config::Resolved;
 use crate::handler::{Handler, Outcome, Pulled};
@@ -15,7 +15,6 @@ use crate::outbox::Outbox;
 use crate::pool::Error;
 use crate::stats::{Outcomes, Stats};
 use crate::status::{ItemStatus, Status};
-use crate::sync::channel::{self, Receiver, Sender};
 use crate::sync::{AtomicBool, AtomicU64, AtomicUsize, Condvar, Mutex, MutexGuard, Padded, lock};
 use crate::threads::{self, OwnerGuard};
 use crate::wait::Deadline;
@@ -23,12 +22,20 @@ use crate::wait::Deadline;
 /// Longest a consumer sleeps while finished results may be held back for a batch.
 const DEFERRAL_LIMIT: Duration = Duration::from_millis(1);
 
+/// The poller's first timer; it doubles while the poller finds nothing to do, and past
+/// `POLL_LAST` the poller gives up its role and sleeps until woken, so a stalled pool
+/// stops polling within about 13 ms.
+const POLL_FIRST: Duration = Duration::from_micros(100);
+const POLL_LAST: Duration = Duration::from_micros(6400);
+
 /// Which condvars to notify, decided under the state lock.
 #[derive(Default)]
 struct Wakes {
     consumers: Notify,
     producers: Notify,
     feeder: bool,
+    /// How many sleeping workers to wake.
+    workers: usize,
     settled: bool,
 }
 
@@ -46,6 +53,9 @@ impl Wakes {
         notify(&shared.room, self.producers);
         if self.feeder {
             shared.feeder_room.notify_one();
+        }
+        for _ in 0..self.workers {
+            shared.work.notify_one();
         }
         if self.settled {
             shared.settled.notify_all();
@@ -79,8 +89,24 @@ struct State<I, O> {
     /// `free` is waiting for every accepted item to have an outcome.
     freeing: bool,
     collector: Collector<I, O>,
-    /// Dropped by `free` so idle workers see the queue disconnect and exit.
-    work_tx: Option<Sender<Task<I>>>,
+    /// Accepted items no worker has taken yet. Indices are given out in order, so the
+    /// queue holds consecutive indices starting at `queue_first`.
+    queue: VecDeque<I>,
+    queue_first: u64,
+    /// Workers asleep on `work` and not yet signalled: a signalled worker counts as awake
+    /// from the notify on, so a burst of submits makes one notify per sleeper, not per item.
+    idle_workers: usize,
+    /// Notifies sent on `work` and not yet consumed by a waking worker.
+    work_signals: usize,
+    /// A sleeping worker wakes on a timer (see `next_round`), so a few queued items may
+    /// wait for a task's worth to gather instead of waking a worker each.
+    poller: bool,
+    /// Set by `free` once everything is settled: workers exit when they see it.
+    shutdown: bool,
+    /// Indices the feeder reserved but has not queued yet (so `stats` can leave them out).
+    feeder_unsent: u64,
+    /// Index of the item at the front of the feeder's inbox.
+    inbox_first: u64,
     consumers_waiting: u32,
     producers_waiting: u32,
     /// The feeder sleeps on `feeder_room`.
@@ -126,10 +152,10 @@ pub(crate) struct Shared<H: Handler> {
     feeder_room: Condvar,
     /// `free` waits here until every accepted item has an outcome.
     settled: Condvar,
+    /// Idle workers wait here for work or shutdown.
+    work: Condvar,
     /// Mirror of `State::cancelled` that workers and callbacks read without the lock.
     cancelled: Padded<AtomicBool>,
-    /// Workers take tasks here. Dropped by hand in `shutdown`, never in a forked child.
-    pub(crate) work_rx: ManuallyDrop<Receiver<Task<H::Item>>>,
     /// Fork generation the pool was created in.
     born_in: u64,
     started: Instant,
@@ -145,8 +171,13 @@ pub(crate) struct Shared<H: Handler> {
     feeder_waiting: AtomicBool,
     /// Set by close and cancel: the feeder must not call the source again.
     stop_pulling: AtomicBool,
-    /// Indices the feeder reserved but has not sent yet (so `stats` can leave them out).
-    feeder_unsent: AtomicU64,
+    /// Items the feeder pulled, on their way to the queue a task at a time (one lock per
+    /// task rather than per item). A worker about to sleep takes them itself.
+    inbox: Padded<Outbox<H::Item>>,
+    /// A worker sleeps with no timer to come back for the inbox: the feeder must move each
+    /// item to the queue at once. The feeder's half of a Dekker-style handshake: it pushes,
+    /// then reads this; a worker sets it, then looks into the inbox (all `SeqCst`).
+    inbox_unwatched: AtomicBool,
 }
 
 /// A pointer to [`Shared`] that a pool thread may carry.
@@ -171,7 +202,6 @@ impl<H: Handler> SharedRef<H> {
 
 impl<H: Handler> Shared<H> {
     pub(crate) fn new(handler: H, cfg: &Resolved) -> Self {
-        let (work_tx, work_rx) = channel::unbounded();
         Shared {
             handler,
             capacity: cfg.capacity,
@@ -185,7 +215,14 @@ impl<H: Handler> Shared<H> {
                 cancelled: false,
                 freeing: false,
                 collector: Collector::new(cfg.ordered, cfg.capacity),
-                work_tx: Some(work_tx),
+                queue: VecDeque::with_capacity(cfg.capacity.min(1024)),
+                queue_first: 0,
+                idle_workers: 0,
+                work_signals: 0,
+                poller: false,
+                shutdown: false,
+                feeder_unsent: 0,
+                inbox_first: 0,
                 consumers_waiting: 0,
                 producers_waiting: 0,
                 feeder_waiting: false,
@@ -195,8 +232,8 @@ impl<H: Handler> Shared<H> {
             room: Condvar::new(),
             feeder_room: Condvar::new(),
             settled: Condvar::new(),
+            work: Condvar::new(),
             cancelled: Padded(AtomicBool::new(false)),
-            work_rx: ManuallyDrop::new(work_rx),
             born_in: threads::fork_generation(),
             started: Instant::now(),
             busy_ns: Padded(AtomicU64::new(0)),
@@ -205,7 +242,8 @@ impl<H: Handler> Shared<H> {
             consumers_waiting: Padded(AtomicUsize::new(0)),
             feeder_waiting: AtomicBool::new(false),
             stop_pulling: AtomicBool::new(false),
-            feeder_unsent: AtomicU64::new(0),
+            inbox: Padded(Outbox::new()),
+            inbox_unwatched: AtomicBool::new(false),
         }
     }
 
@@ -247,28 +285,20 @@ impl<H: Handler> Shared<H> {
                 );
             }
             while st.has_room(self.capacity) {
-                let room = (self.capacity as u64 - st.slots_taken()) as usize;
-                let len = room.min(self.sizer.task_len());
-                let Some(first) = items.next() else {
-                    return (accepted, Ok(()));
+                let Some(item) = items.next() else {
+                    break;
                 };
-                let task = if len == 1 || items.peek().is_none() {
-                    Task::One {
-                        index: st.submitted,
-                        item: first,
-                    }
-                } else {
-                    let mut batch = Vec::with_capacity(len);
-                    batch.push(first);
-                    batch.extend(items.by_ref().take(len - 1));
-                    Task::new(st.submitted, batch)
-                };
-                accepted += task.len();
-                self.enqueue_locked(&mut st, task);
+                let index = st.submitted;
+                st.submitted += 1;
+                self.enqueue_locked(&mut st, index, item);
+                accepted += 1;
             }
             if items.peek().is_none() {
+                self.unlock_and_wake(st);
                 return (accepted, Ok(()));
             }
+            // What was queued must reach the workers before this thread waits for room.
+            self.wake_locked(&mut st);
             st = match self.wait_producer(st, deadline) {
                 Ok(st) => st,
                 Err(e) => return (accepted, Err(e)),
@@ -322,7 +352,7 @@ impl<H: Handler> Shared<H> {
 
     pub(crate) fn stats(&self) -> Stats {
         let st = lock(&self.state);
-        let submitted = st.submitted - self.feeder_unsent.load(Ordering::Relaxed);
+        let submitted = st.submitted - st.feeder_unsent;
         Stats {
             submitted,
             succeeded: st.outcomes.succeeded,
@@ -356,23 +386,8 @@ impl<H: Handler> Shared<H> {
                 self.handler.drop_unreturned(outcome);
             }
         }
-        drop(lock(&self.state).work_tx.take());
-    }
-
-    /// Release the queue's receiver once every thread that used it has been joined.
-    ///
-    /// # Safety
-    /// No thread may use `work_rx` afterwards, and this must be called at most once.
-    pub(crate) unsafe fn drop_queue(&mut self) {
-        // SAFETY: guaranteed by the caller.
-        unsafe { ManuallyDrop::drop(&mut self.work_rx) };
-    }
-
-    /// In a forked child: leak the queue's sender, whose internal locks a thread that
-    /// vanished in the fork may have held. (The receiver is simply never dropped.)
-    pub(crate) fn leak_queue_in_child(&mut self) {
-        let st = self.state.0.get_mut().unwrap_or_else(|p| p.into_inner());
-        std::mem::forget(st.work_tx.take());
+        lock(&self.state).shutdown = true;
+        self.work.notify_all();
     }
 
     pub(crate) fn addr(&self) -> usize {
@@ -383,15 +398,135 @@ impl<H: Handler> Shared<H> {
         self.cancelled.load(Ordering::Acquire)
     }
 
-    /// Queue `task`, whose indices start at `st.submitted`. The caller checked for room.
-    fn enqueue_locked(&self, st: &mut StateOf<H>, task: Task<H::Item>) {
-        st.submitted += task.len() as u64;
-        let tx = st
-            .work_tx
-            .as_ref()
-            .expect("the queue stays connected until free");
-        // The queue is unbounded (admission bounds it) and we hold a receiver: cannot fail.
-        let _ = tx.send(task);
+    /// Queue `item` under `index`, the one after the last queued (admission gives indices
+    /// out in order). The caller holds a slot for it.
+    fn enqueue_locked(&self, st: &mut StateOf<H>, index: u64, item: H::Item) {
+        if st.queue.is_empty() {
+            st.queue_first = index;
+        }
+        debug_assert_eq!(st.queue_first + st.queue.len() as u64, index);
+        st.queue.push_back(item);
+    }
+
+    /// A worker's turn at the lock between rounds: publish the outcomes of its last round,
+    /// then take the next one (up to a task's worth of queued items, into `round`),
+    /// sleeping while there is none. Returns the index of the first item taken, or `None`
+    /// when the pool shuts down. `started` is reset when the worker slept, so busy time
+    /// leaves the sleep out.
+    pub(crate) fn next_round(
+        &self,
+        worker: u32,
+        round: &mut Vec<H::Item>,
+        started: &mut Instant,
+    ) -> Option<u64> {
+        let mut st = lock(&self.state);
+        self.outboxes[worker as usize].take_all(|o| {
+            self.count_and_insert(&mut st, o);
+        });
+        // This worker's timer while it is the poller.
+        let mut poll: Option<Duration> = None;
+        loop {
+            if st.queue.is_empty() {
+                self.move_inbox_locked(&mut st);
+            }
+            if !st.queue.is_empty() {
+                let n = self.sizer.task_len().min(st.queue.len());
+                let first = st.queue_first;
+                round.extend(st.queue.drain(..n));
+                st.queue_first += n as u64;
+                self.unlock_and_wake(st);
+                return Some(first);
+            }
+            if st.shutdown {
+                return None;
+            }
+            // Rare path: whoever the published outcomes concern is woken under the lock.
+            self.wake_locked(&mut st);
+            // While items are in flight, more may be queued without waking anyone (see
+            // `wakes`): the first worker to sleep keeps a timer for them.
+            if poll.is_none() && !st.poller && st.slots_taken() > 0 {
+                poll = Some(POLL_FIRST);
+                st.poller = true;
+            }
+            st.idle_workers += 1;
+            self.update_inbox_watch(&st);
+            if !self.inbox.is_empty() {
+                // The feeder pushed before it could see this worker go to sleep.
+                st.idle_workers -= 1;
+                st.poller = false;
+                poll = None;
+                self.update_inbox_watch(&st);
+                continue;
+            }
+            st = match poll {
+                None => self.work.wait(st).unwrap_or_else(|p| p.into_inner()),
+                Some(t) => {
+                    self.work
+                        .wait_timeout(st, t)
+                        .unwrap_or_else(|p| p.into_inner())
+                        .0
+                }
+            };
+            if st.work_signals > 0 {
+                st.work_signals -= 1; // the notifier already counted us awake
+            } else {
+                st.idle_workers -= 1; // a timeout or a spurious wake-up
+            }
+            if let Some(t) = poll {
+                // Still nothing to do: poll less often, and at last stop.
+                let again =
+                    st.queue.is_empty() && self.inbox.is_empty() && !st.shutdown && t < POLL_LAST;
+                poll = again.then(|| t * 2);
+                st.poller = again;
+            }
+            self.update_inbox_watch(&st);
+            *started = Instant::now();
+        }
+    }
+
+    /// Pick up to `wanted` sleeping workers to wake, counting them awake from now on.
+    fn signal_workers_locked(&self, st: &mut StateOf<H>, wanted: usize) -> usize {
+        let n = wanted.min(st.idle_workers);
+        st.idle_workers -= n;
+        st.work_signals += n;
+        self.update_inbox_watch(st);
+        n
+    }
+
+    /// Whether the feeder must move pulled items to the queue at once: a worker sleeps and
+    /// no poller's timer would bring it back for the inbox.
+    fn update_inbox_watch(&self, st: &StateOf<H>) {
+        let unwatched = st.idle_workers > 0 && !st.poller;
+        if self.inbox_unwatched.load(Ordering::Relaxed) != unwatched {
+            self.inbox_unwatched.store(unwatched, Ordering::SeqCst);
+        }
+    }
+
+    /// Move the feeder's inbox to the queue (cancelled outcomes after a cancel).
+    fn move_inbox_locked(&self, st: &mut StateOf<H>) {
+        let mut index = st.inbox_first;
+        let moved = self.inbox.take_all(|item| {
+            if st.cancelled {
+                self.count_and_insert(st, Outcome::cancelled(index, item));
+            } else {
+                self.enqueue_locked(st, index, item);
+            }
+            index += 1;
+        });
+        st.inbox_first = index;
+        st.feeder_unsent -= moved as u64;
+    }
+
+    /// A caller is about to wait on the pool: every queued item should start now rather
+    /// than when a task's worth has gathered. (One that gives up at once needs no kick:
+    /// the poller's timer bounds how long a few queued items can wait.)
+    fn kick_workers_locked(&self, st: &mut StateOf<H>) {
+        if !st.queue.is_empty() {
+            let wanted = (st.queue.len() / self.sizer.task_len()).max(1);
+            for _ in 0..self.signal_workers_locked(st, wanted) {
+                self.work.notify_one();
+            }
+        }
     }
 
     /// A worker finished an item: leave the outcome in its outbox, and publish before the
@@ -415,16 +550,6 @@ impl<H: Handler> Shared<H> {
             self.count_and_insert(&mut st, o);
         });
         self.unlock_and_wake(st);
-    }
-
-    /// A worker just emptied the work queue: a consumer or the feeder that was left
-    /// asleep while the workers had plenty to do may be needed now.
-    pub(crate) fn queue_drained(&self) {
-        if self.consumers_waiting.load(Ordering::SeqCst) > 0
-            || self.feeder_waiting.load(Ordering::SeqCst)
-        {
-            self.unlock_and_wake(lock(&self.state));
-        }
     }
 
     /// Take every worker's unpublished outcomes into the collector; returns how many.
@@ -487,25 +612,25 @@ impl<H: Handler> Shared<H> {
         st.cancelled = true;
         self.cancelled.store(true, Ordering::Release);
         self.stop_pulling.store(true, Ordering::Release);
-        // Queued tasks never start: they get their outcome now, not when a worker frees up.
-        while let Ok(task) = self.work_rx.try_recv() {
-            task.for_each(|index, item| {
-                self.count_and_insert(st, Outcome::cancelled(index, item));
-            });
+        // Queued items never start: they get their outcome now, not when a worker frees up.
+        let first = st.queue_first;
+        let queued = std::mem::take(&mut st.queue);
+        for (k, item) in queued.into_iter().enumerate() {
+            self.count_and_insert(st, Outcome::cancelled(first + k as u64, item));
         }
         self.wake_locked(st);
     }
 
     /// Wake whoever should make progress now, while holding the lock. For the rare paths
     /// (close, cancel, the feeder's end); hot paths use `unlock_and_wake`.
-    fn wake_locked(&self, st: &StateOf<H>) {
+    fn wake_locked(&self, st: &mut StateOf<H>) {
         self.wakes(st).apply(self);
     }
 
     /// Release the lock, then wake whoever should make progress: a thread woken while the
     /// lock is still held would only block on it again.
-    fn unlock_and_wake(&self, st: Guard<'_, H>) {
-        let wakes = self.wakes(&st);
+    fn unlock_and_wake(&self, mut st: Guard<'_, H>) {
+        let wakes = self.wakes(&mut st);
         drop(st);
         wakes.apply(self);
     }
@@ -518,14 +643,14 @@ impl<H: Handler> Shared<H> {
     /// queue is empty: then nothing else is coming soon, and the consumer may be the one
     /// who refills the queue. The feeder likewise waits for a batch of free slots, or any
     /// free slot once the queue is empty.
-    fn wakes(&self, st: &StateOf<H>) -> Wakes {
+    fn wakes(&self, st: &mut StateOf<H>) -> Wakes {
         let mut w = Wakes::default();
         if st.consumers_waiting > 0 {
             if st.is_done() {
                 w.consumers = Notify::All;
             } else {
                 let ready = st.collector.ready_len();
-                if ready > 0 && (ready >= self.sizer.wake_batch() || self.work_rx.is_empty()) {
+                if ready > 0 && (ready >= self.sizer.wake_batch() || st.queue.is_empty()) {
                     w.consumers = Notify::One;
                 }
             }
@@ -542,7 +667,22 @@ impl<H: Handler> Shared<H> {
             let room = self.capacity as u64 - st.slots_taken();
             w.feeder = ending
                 || room >= self.sizer.wake_batch() as u64
-                || (room > 0 && self.work_rx.is_empty());
+                || (room > 0 && st.queue.is_empty());
+        }
+        if !st.queue.is_empty() {
+            // A sleeping worker is woken for a task's worth of queued items, so cheap
+            // items do not cost a wake-up each. Fewer may wait only while the poller's
+            // timer bounds the wait and nobody is blocked on the pool (the busy workers
+            // may be stuck in long items).
+            let task = self.sizer.task_len();
+            let blocked = st.consumers_waiting > 0
+                || st.producers_waiting > 0
+                || st.feeder_waiting
+                || st.closed
+                || st.cancelled;
+            if st.queue.len() >= task || !st.poller || blocked {
+                w.workers = self.signal_workers_locked(st, (st.queue.len() / task).max(1));
+            }
         }
         w.settled = st.freeing && st.is_settled();
         w
@@ -555,6 +695,7 @@ impl<H: Handler> Shared<H> {
         deadline: Deadline,
     ) -> Result<Guard<'a, H>, Error> {
         let limit = self.wait_limit(deadline)?;
+        self.kick_workers_locked(&mut st);
         st.producers_waiting += 1;
         st = match limit {
             None => self.room.wait(st).unwrap_or_else(|p| p.into_inner()),
@@ -585,6 +726,7 @@ impl<H: Handler> Shared<H> {
             return Ok(st);
         }
         let mut limit = self.wait_limit(deadline)?;
+        self.kick_workers_locked(&mut st);
         if st.slots_taken() > 0 && self.sizer.wake_batch() > 1 {
             limit = Some(limit.map_or(DEFERRAL_LIMIT, |d| d.min(DEFERRAL_LIMIT)));
         }
@@ -626,14 +768,6 @@ impl<H: Handler> Shared<H> {
         Ok(limit)
     }
 
-    /// A handle on the work queue for the feeder, taken when the feeder is spawned.
-    pub(crate) fn feeder_sender(&self) -> Sender<Task<H::Item>> {
-        let st = lock(&self.state);
-        st.work_tx
-            .clone()
-            .expect("the queue is connected while the feeder runs")
-    }
-
     /// The feeder's admission: reserve slots, and their indices, for the next pulls.
     /// Returns the first index and how many, or `None` when it must stop pulling.
     pub(crate) fn reserve_for_feeder(&self) -> Option<(u64, usize)> {
@@ -647,7 +781,8 @@ impl<H: Handler> Shared<H> {
                 let len = room.min(self.sizer.task_len());
                 let first = st.submitted;
                 st.submitted += len as u64;
-                self.feeder_unsent.store(len as u64, Ordering::Relaxed);
+                st.feeder_unsent = len as u64;
+                st.inbox_first = first;
                 return Some((first, len));
             }
             st.feeder_waiting = true;
@@ -663,23 +798,27 @@ impl<H: Handler> Shared<H> {
         self.stop_pulling.load(Ordering::Acquire)
     }
 
-    /// Queue one pulled item under an index the feeder reserved. No lock: the item must
-    /// reach the workers now, even if the next source call blocks for a long time.
-    pub(crate) fn send_pulled(&self, tx: &Sender<Task<H::Item>>, index: u64, item: H::Item) {
-        // Counted as sent first: once queued, the item can be delivered at once, and
-        // `stats` must never see more delivered than submitted.
-        self.feeder_unsent.fetch_sub(1, Ordering::Relaxed);
-        // Unbounded queue, and `Shared` holds a receiver: cannot fail.
-        let _ = tx.send(Task::One { index, item });
+    /// Hand over one pulled item (it gets the next reserved index). It goes to the inbox,
+    /// which moves to the queue once it holds a task's worth, or at once when no worker
+    /// would come for it: the next source call may block for a long time, and items
+    /// already pulled must not wait for it.
+    pub(crate) fn push_pulled(&self, item: H::Item) {
+        let held = self.inbox.push(item);
+        if held >= self.sizer.task_len() || self.inbox_unwatched.load(Ordering::SeqCst) {
+            let mut st = lock(&self.state);
+            self.move_inbox_locked(&mut st);
+            self.unlock_and_wake(st);
+        }
     }
 
     /// End of a reservation: `unused` reserved indices were never pulled, and the input
     /// ended with `end`, if it did. Returns whether to keep pulling.
     pub(crate) fn finish_reservation(&self, unused: usize, end: Option<Pulled<H::Item>>) -> bool {
         let mut st = lock(&self.state);
+        self.move_inbox_locked(&mut st);
         // Only the feeder gives out indices in source mode, so the unused ones are the last.
         st.submitted -= unused as u64;
-        self.feeder_unsent.store(0, Ordering::Relaxed);
+        st.feeder_unsent = 0;
         let more = match end {
             None | Some(Pulled::Item(_)) => !(st.cancelled || st.closed),
             Some(Pulled::End) => {
@@ -695,7 +834,7 @@ impl<H: Handler> Shared<H> {
                 false
             }
         };
-        self.wake_locked(&st);
+        self.wake_locked(&mut st);
         more
     }
 
