@@ -9,7 +9,7 @@
 
 use std::sync::atomic::Ordering;
 
-use crate::sync::AtomicU64;
+use crate::sync::{AtomicU64, AtomicUsize};
 
 /// Work one task should carry, in nanoseconds.
 pub(crate) const TARGET_TASK_NS: u64 = 20_000;
@@ -31,6 +31,10 @@ pub(crate) struct Sizer {
     /// Most results to gather before waking a consumer: a quarter of the window, so the
     /// workers still have plenty to do while the consumer refills it.
     wake_cap: usize,
+    /// `task_len` and `wake_batch`, worked out when a measurement comes in: they are read
+    /// on every hand-off, measurements arrive once per worker round.
+    task_len: AtomicUsize,
+    wake_batch: AtomicUsize,
 }
 
 impl Sizer {
@@ -39,28 +43,27 @@ impl Sizer {
             item_ns: AtomicU64::new(0),
             spread_cap: (capacity / (2 * workers.max(1))).clamp(1, MAX_TASK_ITEMS),
             wake_cap: (capacity / 4).max(1),
+            // Unknown cost: one at a time until measured, the safe choice for slow work.
+            task_len: AtomicUsize::new(1),
+            wake_batch: AtomicUsize::new(1),
         }
     }
 
     /// Items the next task should carry.
     pub(crate) fn task_len(&self) -> usize {
-        self.items_for(TARGET_TASK_NS, self.spread_cap)
+        self.task_len.load(Ordering::Relaxed)
     }
 
     /// Ready results worth waking a waiting consumer for (1: wake it for each).
     pub(crate) fn wake_batch(&self) -> usize {
-        self.items_for(TARGET_WAKE_NS, self.wake_cap)
+        self.wake_batch.load(Ordering::Relaxed)
     }
 
-    /// How many items take about `target_ns`, between 1 and `cap`.
-    fn items_for(&self, target_ns: u64, cap: usize) -> usize {
-        match self.item_ns.load(Ordering::Relaxed) {
-            // Unknown cost: one at a time until measured, the safe choice for slow work.
-            0 => 1,
-            ns => usize::try_from(target_ns / ns)
-                .unwrap_or(usize::MAX)
-                .clamp(1, cap),
-        }
+    /// How many items of `item_ns` each take about `target_ns`, between 1 and `cap`.
+    fn items_for(item_ns: u64, target_ns: u64, cap: usize) -> usize {
+        usize::try_from(target_ns / item_ns.max(1))
+            .unwrap_or(usize::MAX)
+            .clamp(1, cap)
     }
 
     /// Fold in a task that ran `items` items in `ns` nanoseconds.
@@ -76,7 +79,12 @@ impl Sizer {
         } else {
             (old * 7 + sample) / 8
         };
-        self.item_ns.store(new.max(1), Ordering::Relaxed);
+        let new = new.max(1);
+        self.item_ns.store(new, Ordering::Relaxed);
+        let task_len = Self::items_for(new, TARGET_TASK_NS, self.spread_cap);
+        let wake_batch = Self::items_for(new, TARGET_WAKE_NS, self.wake_cap);
+        self.task_len.store(task_len, Ordering::Relaxed);
+        self.wake_batch.store(wake_batch, Ordering::Relaxed);
     }
 }
 
