@@ -1,4 +1,6 @@
-//! A worker's finished outcomes on their way to the collector.
+//! A hand-off buffer one thread fills and another may empty at any time: a worker's
+//! finished outcomes on their way to the collector, and the feeder's pulled items on
+//! their way to the work queue (`Shared::inbox`).
 //!
 //! A worker publishes its outcomes to the collector once per round, under the state lock.
 //! Between publications they wait here, where a consumer that found nothing ready can
@@ -6,9 +8,9 @@
 //! slow item that its worker started afterwards.
 //!
 //! The hand-off is a Dekker-style handshake on two sequentially consistent atomics: the
-//! worker stores `len` after pushing and then reads the consumers' waiting count; a
-//! consumer stores its waiting count and then reads `len`. At least one of them sees the
-//! other, so either the worker publishes or the consumer steals.
+//! filler stores `len` after pushing and then reads the other side's "waiting" flag or
+//! count; the other side stores that, then reads `len`. At least one of them sees the
+//! other, so either the filler hands over or the other side takes.
 
 use std::sync::atomic::Ordering;
 

@@ -166,9 +166,6 @@ pub(crate) struct Shared<H: Handler> {
     outboxes: Box<[Padded<Outbox<OutcomeOf<H>>>]>,
     /// Mirror of `State::consumers_waiting` for the outbox handshake.
     consumers_waiting: Padded<AtomicUsize>,
-    /// Mirror of `State::feeder_waiting`, so a worker that empties the queue can tell
-    /// whether the feeder needs a nudge.
-    feeder_waiting: AtomicBool,
     /// Set by close and cancel: the feeder must not call the source again.
     stop_pulling: AtomicBool,
     /// Items the feeder pulled, on their way to the queue a task at a time (one lock per
@@ -240,7 +237,6 @@ impl<H: Handler> Shared<H> {
             sizer: Padded(Sizer::new(cfg.capacity, cfg.workers)),
             outboxes: (0..cfg.workers).map(|_| Padded(Outbox::new())).collect(),
             consumers_waiting: Padded(AtomicUsize::new(0)),
-            feeder_waiting: AtomicBool::new(false),
             stop_pulling: AtomicBool::new(false),
             inbox: Padded(Outbox::new()),
             inbox_unwatched: AtomicBool::new(false),
@@ -521,12 +517,18 @@ impl<H: Handler> Shared<H> {
     /// than when a task's worth has gathered. (One that gives up at once needs no kick:
     /// the poller's timer bounds how long a few queued items can wait.)
     fn kick_workers_locked(&self, st: &mut StateOf<H>) {
-        if !st.queue.is_empty() {
-            let wanted = (st.queue.len() / self.sizer.task_len()).max(1);
-            for _ in 0..self.signal_workers_locked(st, wanted) {
-                self.work.notify_one();
-            }
+        for _ in 0..self.signal_for_queue_locked(st) {
+            self.work.notify_one();
         }
+    }
+
+    /// Pick sleeping workers for the queued items: one per task's worth, at least one.
+    fn signal_for_queue_locked(&self, st: &mut StateOf<H>) -> usize {
+        if st.queue.is_empty() {
+            return 0;
+        }
+        let wanted = (st.queue.len() / self.sizer.task_len()).max(1);
+        self.signal_workers_locked(st, wanted)
     }
 
     /// A worker finished an item: leave the outcome in its outbox, and publish before the
@@ -681,7 +683,7 @@ impl<H: Handler> Shared<H> {
                 || st.closed
                 || st.cancelled;
             if st.queue.len() >= task || !st.poller || blocked {
-                w.workers = self.signal_workers_locked(st, (st.queue.len() / task).max(1));
+                w.workers = self.signal_for_queue_locked(st);
             }
         }
         w.settled = st.freeing && st.is_settled();
@@ -786,10 +788,8 @@ impl<H: Handler> Shared<H> {
                 return Some((first, len));
             }
             st.feeder_waiting = true;
-            self.feeder_waiting.store(true, Ordering::SeqCst);
             st = self.feeder_room.wait(st).unwrap_or_else(|p| p.into_inner());
             st.feeder_waiting = false;
-            self.feeder_waiting.store(false, Ordering::SeqCst);
         }
     }
 
