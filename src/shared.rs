@@ -449,8 +449,9 @@ impl<H: Handler> Shared<H> {
             if !self.inbox.is_empty() {
                 // The feeder pushed before it could see this worker go to sleep.
                 st.idle_workers -= 1;
-                st.poller = false;
-                poll = None;
+                if poll.take().is_some() {
+                    st.poller = false; // only the poller gives up the role
+                }
                 self.update_inbox_watch(&st);
                 continue;
             }
