@@ -43,6 +43,9 @@ static int32_t work_full(void *ctx_, void *state, void *item, void **result)
     struct item *it = item;
     if (it->flags == 1) {
         pmap_pool *pool = pool_of(c);
+        /* The worker may start item 0 before item 1 is submitted: wait for a full pool. */
+        while (test_stats(pool).in_flight < 2)
+            sleep_us(100);
         pmap_result r;
         size_t n = 99;
         struct item *extra = item_new(1000);
