@@ -54,6 +54,11 @@ impl Sizer {
         self.task_len.load(Ordering::Relaxed)
     }
 
+    /// The most items a task (or a feeder reservation) ever carries.
+    pub(crate) fn max_task_len(&self) -> usize {
+        self.spread_cap
+    }
+
     /// Ready results worth waking a waiting consumer for (1: wake it for each).
     pub(crate) fn wake_batch(&self) -> usize {
         self.wake_batch.load(Ordering::Relaxed)

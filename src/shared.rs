@@ -199,6 +199,9 @@ impl<H: Handler> SharedRef<H> {
 
 impl<H: Handler> Shared<H> {
     pub(crate) fn new(handler: H, cfg: &Resolved) -> Self {
+        let sizer = Sizer::new(cfg.capacity, cfg.workers);
+        // A worker's outbox holds at most one round, the inbox one reservation.
+        let max_round = sizer.max_task_len();
         Shared {
             handler,
             capacity: cfg.capacity,
@@ -234,11 +237,13 @@ impl<H: Handler> Shared<H> {
             born_in: threads::fork_generation(),
             started: Instant::now(),
             busy_ns: Padded(AtomicU64::new(0)),
-            sizer: Padded(Sizer::new(cfg.capacity, cfg.workers)),
-            outboxes: (0..cfg.workers).map(|_| Padded(Outbox::new())).collect(),
+            sizer: Padded(sizer),
+            outboxes: (0..cfg.workers)
+                .map(|_| Padded(Outbox::new(max_round)))
+                .collect(),
             consumers_waiting: Padded(AtomicUsize::new(0)),
             stop_pulling: AtomicBool::new(false),
-            inbox: Padded(Outbox::new()),
+            inbox: Padded(Outbox::new(max_round)),
             inbox_unwatched: AtomicBool::new(false),
         }
     }
@@ -416,9 +421,12 @@ impl<H: Handler> Shared<H> {
         started: &mut Instant,
     ) -> Option<u64> {
         let mut st = lock(&self.state);
-        self.outboxes[worker as usize].take_all(|o| {
-            self.count_and_insert(&mut st, o);
-        });
+        // SAFETY: takers hold the state lock.
+        unsafe {
+            self.outboxes[worker as usize].take_all(|o| {
+                self.count_and_insert(&mut st, o);
+            })
+        };
         // This worker's timer while it is the poller.
         let mut poll: Option<Duration> = None;
         loop {
@@ -502,14 +510,17 @@ impl<H: Handler> Shared<H> {
     /// Move the feeder's inbox to the queue (cancelled outcomes after a cancel).
     fn move_inbox_locked(&self, st: &mut StateOf<H>) {
         let mut index = st.inbox_first;
-        let moved = self.inbox.take_all(|item| {
-            if st.cancelled {
-                self.count_and_insert(st, Outcome::cancelled(index, item));
-            } else {
-                self.enqueue_locked(st, index, item);
-            }
-            index += 1;
-        });
+        // SAFETY: takers hold the state lock (the caller does).
+        let moved = unsafe {
+            self.inbox.take_all(|item| {
+                if st.cancelled {
+                    self.count_and_insert(st, Outcome::cancelled(index, item));
+                } else {
+                    self.enqueue_locked(st, index, item);
+                }
+                index += 1;
+            })
+        };
         st.inbox_first = index;
         st.feeder_unsent -= moved as u64;
     }
@@ -537,7 +548,17 @@ impl<H: Handler> Shared<H> {
     /// worker's half of the outbox handshake; see `wait_consumer` for the consumer's).
     pub(crate) fn finish(&self, worker: u32, outcome: Outcome<H::Item, H::Output>) {
         let outbox = &self.outboxes[worker as usize];
-        let held = outbox.push(outcome);
+        let held = match outbox.push(outcome) {
+            Ok(held) => held,
+            Err(outcome) => {
+                // Only if the sizer's bound on a round were broken: publish to make room.
+                self.publish(worker);
+                outbox
+                    .push(outcome)
+                    .ok()
+                    .expect("a published outbox has room")
+            }
+        };
         if self.consumers_waiting.load(Ordering::SeqCst) > 0 && held >= self.sizer.wake_batch() {
             self.publish(worker);
         }
@@ -549,9 +570,12 @@ impl<H: Handler> Shared<H> {
             return;
         }
         let mut st = lock(&self.state);
-        self.outboxes[worker as usize].take_all(|o| {
-            self.count_and_insert(&mut st, o);
-        });
+        // SAFETY: takers hold the state lock.
+        unsafe {
+            self.outboxes[worker as usize].take_all(|o| {
+                self.count_and_insert(&mut st, o);
+            })
+        };
         self.unlock_and_wake(st);
     }
 
@@ -560,9 +584,12 @@ impl<H: Handler> Shared<H> {
         self.outboxes
             .iter()
             .map(|outbox| {
-                outbox.take_all(|o| {
-                    self.count_and_insert(st, o);
-                })
+                // SAFETY: takers hold the state lock (the caller does).
+                unsafe {
+                    outbox.take_all(|o| {
+                        self.count_and_insert(st, o);
+                    })
+                }
             })
             .sum()
     }
@@ -804,7 +831,19 @@ impl<H: Handler> Shared<H> {
     /// would come for it: the next source call may block for a long time, and items
     /// already pulled must not wait for it.
     pub(crate) fn push_pulled(&self, item: H::Item) {
-        let held = self.inbox.push(item);
+        let held = match self.inbox.push(item) {
+            Ok(held) => held,
+            Err(item) => {
+                // Only if a reservation outgrew the sizer's bound: move the inbox first.
+                let mut st = lock(&self.state);
+                self.move_inbox_locked(&mut st);
+                self.unlock_and_wake(st);
+                self.inbox
+                    .push(item)
+                    .ok()
+                    .expect("an emptied inbox has room")
+            }
+        };
         if held >= self.sizer.task_len() || self.inbox_unwatched.load(Ordering::SeqCst) {
             let mut st = lock(&self.state);
             self.move_inbox_locked(&mut st);

@@ -13,6 +13,31 @@ pub(crate) use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
 #[cfg(not(loom))]
 pub(crate) use std::sync::{Condvar, Mutex, MutexGuard};
 
+/// An `UnsafeCell` that loom can watch for data races. Normal builds compile it to a
+/// plain `UnsafeCell`; access goes through a raw pointer either way.
+pub(crate) struct RaceCell<T>(
+    #[cfg(loom)] loom::cell::UnsafeCell<T>,
+    #[cfg(not(loom))] std::cell::UnsafeCell<T>,
+);
+
+impl<T> RaceCell<T> {
+    pub(crate) fn new(value: T) -> Self {
+        #[cfg(loom)]
+        return RaceCell(loom::cell::UnsafeCell::new(value));
+        #[cfg(not(loom))]
+        RaceCell(std::cell::UnsafeCell::new(value))
+    }
+
+    /// Run `f` with a pointer to the value; the caller's protocol must rule out a
+    /// concurrent access that conflicts with what `f` does through it.
+    pub(crate) fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
+        #[cfg(loom)]
+        return self.0.with_mut(f);
+        #[cfg(not(loom))]
+        f(self.0.get())
+    }
+}
+
 /// Lock, ignoring poison: state updates never panic halfway (a panic inside pmap's own
 /// threads aborts the process), so a poisoned lock still guards consistent state.
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
