@@ -49,14 +49,17 @@ impl<I, O> Collector<I, O> {
                 let pos = usize::try_from(outcome.index - *head)
                     .expect("an item in flight lies inside the window");
                 if pos >= window.len() {
-                    window.resize_with(pos + 1, || None);
+                    // Usually pos == len: a worker's round arrives in index order.
+                    window.resize_with(pos, || None);
+                    window.push_back(Some(outcome));
+                } else {
+                    debug_assert!(
+                        window[pos].is_none(),
+                        "index {} stored twice",
+                        outcome.index
+                    );
+                    window[pos] = Some(outcome);
                 }
-                debug_assert!(
-                    window[pos].is_none(),
-                    "index {} stored twice",
-                    outcome.index
-                );
-                window[pos] = Some(outcome);
                 if pos != *ready {
                     return false;
                 }

@@ -169,9 +169,9 @@ impl<H: Handler> Pool<H> {
     /// `Err` with `Status::Done` once the input is closed (or the pool cancelled) and
     /// every item has been handed back; `Status::Timeout` when `wait` ran out.
     pub fn next(&self, wait: Wait) -> Result<Outcome<H::Item, H::Output>, Error> {
-        let mut out = Vec::with_capacity(1);
-        self.next_many(&mut out, 1, wait)?;
-        Ok(out.pop().expect("next_many returned one outcome"))
+        let mut got = None;
+        self.next_into(1, wait, |outcome| got = Some(outcome))?;
+        Ok(got.expect("next_into returned one outcome"))
     }
 
     /// Wait (as `wait` allows) for the first ready outcome, then append whatever else is

@@ -168,6 +168,10 @@ pub(crate) struct Shared<H: Handler> {
     consumers_waiting: Padded<AtomicUsize>,
     /// Set by close and cancel: the feeder must not call the source again.
     stop_pulling: AtomicBool,
+    /// Mirror of `!State::has_room`, kept where admission and delivery change it, so a
+    /// submit that may not wait fails on a full pool without taking the lock (the
+    /// one-thread submit-then-drain pattern makes that call once per item).
+    full: Padded<AtomicBool>,
     /// Items the feeder pulled, on their way to the queue a task at a time (one lock per
     /// task rather than per item). A worker about to sleep takes them itself.
     inbox: Padded<Outbox<H::Item>>,
@@ -243,6 +247,7 @@ impl<H: Handler> Shared<H> {
                 .collect(),
             consumers_waiting: Padded(AtomicUsize::new(0)),
             stop_pulling: AtomicBool::new(false),
+            full: Padded(AtomicBool::new(false)),
             inbox: Padded(Outbox::new(max_round)),
             inbox_unwatched: AtomicBool::new(false),
         }
@@ -270,6 +275,13 @@ impl<H: Handler> Shared<H> {
     where
         It: Iterator<Item = H::Item>,
     {
+        if matches!(deadline, Deadline::Now)
+            && self.full.load(Ordering::Acquire)
+            && !self.stop_pulling.load(Ordering::Acquire)
+        {
+            // Full a moment ago, not closed or cancelled: what the locked path would say.
+            return (0, Err(Error::new(Status::Timeout, "the timeout expired")));
+        }
         let mut accepted = 0;
         let mut st = lock(&self.state);
         loop {
@@ -294,6 +306,7 @@ impl<H: Handler> Shared<H> {
                 self.enqueue_locked(&mut st, index, item);
                 accepted += 1;
             }
+            self.update_full(&st);
             if items.peek().is_none() {
                 self.unlock_and_wake(st);
                 return (accepted, Ok(()));
@@ -326,6 +339,7 @@ impl<H: Handler> Shared<H> {
             }
             if got > 0 {
                 st.delivered += got as u64;
+                self.update_full(&st);
                 self.unlock_and_wake(st);
                 return Ok(got);
             }
@@ -486,6 +500,14 @@ impl<H: Handler> Shared<H> {
             }
             self.update_inbox_watch(&st);
             *started = Instant::now();
+        }
+    }
+
+    /// Refresh the `full` mirror after admission or delivery changed the slots taken.
+    fn update_full(&self, st: &StateOf<H>) {
+        let full = !st.has_room(self.capacity);
+        if self.full.load(Ordering::Relaxed) != full {
+            self.full.store(full, Ordering::Release);
         }
     }
 
