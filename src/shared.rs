@@ -691,10 +691,10 @@ impl<H: Handler> Shared<H> {
     ///
     /// Waking a thread costs microseconds of CPU, more than a cheap item's work, so a
     /// waiting consumer is woken for a batch of ready results (`Sizer::wake_batch`, about
-    /// 100 µs of work; one result when items are slow), or for any result once the work
+    /// 500 µs of work; one result when items are slow), or for any result once the work
     /// queue is empty: then nothing else is coming soon, and the consumer may be the one
     /// who refills the queue. The feeder likewise waits for a batch of free slots, or any
-    /// free slot once the queue is empty.
+    /// free slot once the queue is empty and the consumers are short of results.
     fn wakes(&self, st: &mut StateOf<H>) -> Wakes {
         let mut w = Wakes::default();
         if st.consumers_waiting > 0 {
@@ -716,10 +716,14 @@ impl<H: Handler> Shared<H> {
             }
         }
         if st.feeder_waiting {
+            // Any free slot is worth a refill when the workers have run dry and the
+            // consumers are about to; while a consumer still has a wake-up's worth of
+            // results to take, it is the bottleneck, and a refill per slot it frees would
+            // wake the feeder once per item.
             let room = self.capacity as u64 - st.slots_taken();
-            w.feeder = ending
-                || room >= self.sizer.wake_batch() as u64
-                || (room > 0 && st.queue.is_empty());
+            let batch = self.sizer.wake_batch();
+            let starving = st.queue.is_empty() && st.collector.ready_len() < batch;
+            w.feeder = ending || room >= batch as u64 || (room > 0 && starving);
         }
         if !st.queue.is_empty() {
             // A sleeping worker is woken for a task's worth of queued items, so cheap
