@@ -36,6 +36,9 @@ pub(crate) struct Sizer {
     /// on every hand-off, measurements arrive once per worker round.
     task_len: AtomicUsize,
     wake_batch: AtomicUsize,
+    /// Loom models fix the sizes: measurements come from the wall clock.
+    #[cfg(loom)]
+    fixed: bool,
 }
 
 impl Sizer {
@@ -47,6 +50,19 @@ impl Sizer {
             // Unknown cost: one at a time until measured, the safe choice for slow work.
             task_len: AtomicUsize::new(1),
             wake_batch: AtomicUsize::new(1),
+            #[cfg(loom)]
+            fixed: false,
+        }
+    }
+
+    /// Loom models only: these sizes from the start, whatever is measured.
+    #[cfg(loom)]
+    pub(crate) fn fixed(self, task_len: usize, wake_batch: usize) -> Self {
+        Sizer {
+            task_len: AtomicUsize::new(task_len.clamp(1, self.spread_cap)),
+            wake_batch: AtomicUsize::new(wake_batch.clamp(1, self.wake_cap)),
+            fixed: true,
+            ..self
         }
     }
 
@@ -74,6 +90,10 @@ impl Sizer {
 
     /// Fold in a task that ran `items` items in `ns` nanoseconds.
     pub(crate) fn record(&self, items: usize, ns: u64) {
+        #[cfg(loom)]
+        if self.fixed {
+            return;
+        }
         if items == 0 {
             return;
         }

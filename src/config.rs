@@ -38,6 +38,10 @@ pub struct Config {
     pub fail_fast: bool,
     /// Prefix of thread names (`pmap-<name>-<id>`).
     pub name: Option<String>,
+    /// Loom models only: fix the task length and wake batch, which are otherwise worked
+    /// out from measured (wall-clock) item cost, and a model run must be deterministic.
+    #[cfg(loom)]
+    pub fixed_sizing: Option<(usize, usize)>,
 }
 
 /// A [`Config`] with every choice made and checked.
@@ -48,6 +52,8 @@ pub struct Resolved {
     pub ordered: bool,
     pub fail_fast: bool,
     pub name: Option<String>,
+    #[cfg(loom)]
+    pub fixed_sizing: Option<(usize, usize)>,
 }
 
 /// The default window for `workers` threads: `max(1024, 256 × workers)`.
@@ -96,6 +102,8 @@ impl Config {
             ordered: self.ordered,
             fail_fast: self.fail_fast,
             name: self.name.clone(),
+            #[cfg(loom)]
+            fixed_sizing: self.fixed_sizing,
         })
     }
 }

@@ -204,6 +204,11 @@ impl<H: Handler> SharedRef<H> {
 impl<H: Handler> Shared<H> {
     pub(crate) fn new(handler: H, cfg: &Resolved) -> Self {
         let sizer = Sizer::new(cfg.capacity, cfg.workers);
+        #[cfg(loom)]
+        let sizer = match cfg.fixed_sizing {
+            Some((task_len, wake_batch)) => sizer.fixed(task_len, wake_batch),
+            None => sizer,
+        };
         // A worker's outbox holds at most one round, the inbox one reservation.
         let max_round = sizer.max_task_len();
         Shared {

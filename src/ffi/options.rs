@@ -91,6 +91,8 @@ pub(crate) unsafe fn parse(opts: *const pmap_options) -> Result<Parsed, String> 
             ordered: o.ordered,
             fail_fast: o.fail_fast,
             name,
+            #[cfg(loom)]
+            fixed_sizing: None,
         },
         handler: CHandler {
             work,
