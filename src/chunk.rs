@@ -30,7 +30,7 @@ pub(crate) struct Sizer {
     spread_cap: usize,
     /// Most results to gather before waking a consumer: half the window, so the workers
     /// still have the other half to work on while the consumer sleeps. (A quarter cost
-    /// twice the wake-ups for ~4% less speedup at 1 µs items; BENCHMARKS.md run 4.)
+    /// nearly twice the consumer wake-ups at 1 µs items; BENCHMARKS.md, run 4.)
     wake_cap: usize,
     /// `task_len` and `wake_batch`, worked out when a measurement comes in: they are read
     /// on every hand-off, measurements arrive once per worker round.
