@@ -15,7 +15,9 @@ use crate::outbox::Outbox;
 use crate::pool::Error;
 use crate::stats::{Outcomes, Stats};
 use crate::status::{ItemStatus, Status};
-use crate::sync::{AtomicBool, AtomicU64, AtomicUsize, Condvar, Mutex, MutexGuard, Padded, lock};
+use crate::sync::{
+    AtomicBool, AtomicU64, AtomicUsize, Condvar, Mutex, MutexGuard, Padded, lock, wait_timer,
+};
 use crate::threads::{self, OwnerGuard};
 use crate::wait::Deadline;
 
@@ -448,9 +450,20 @@ impl<H: Handler> Shared<H> {
         };
         // This worker's timer while it is the poller.
         let mut poll: Option<Duration> = None;
+        // A worker takes the poller's role at most once per call, so a stalled pool
+        // (a source blocked for input, a long item in flight) stops polling.
+        let mut polled = false;
         loop {
             if st.queue.is_empty() {
                 self.move_inbox_locked(&mut st);
+            }
+            let leaving = !st.queue.is_empty() || st.shutdown;
+            if leaving && poll.take().is_some() {
+                // The feeder may have filled the inbox since the poller last looked:
+                // a role left behind would make it hold pulled items for a timer that
+                // nobody runs (`update_inbox_watch`).
+                st.poller = false;
+                self.update_inbox_watch(&st);
             }
             if !st.queue.is_empty() {
                 let n = self.sizer.task_len().min(st.queue.len());
@@ -467,8 +480,9 @@ impl<H: Handler> Shared<H> {
             self.wake_locked(&mut st);
             // While items are in flight, more may be queued without waking anyone (see
             // `wakes`): the first worker to sleep keeps a timer for them.
-            if poll.is_none() && !st.poller && st.slots_taken() > 0 {
+            if !polled && !st.poller && st.slots_taken() > 0 {
                 poll = Some(POLL_FIRST);
+                polled = true;
                 st.poller = true;
             }
             st.idle_workers += 1;
@@ -476,20 +490,12 @@ impl<H: Handler> Shared<H> {
             if !self.inbox.is_empty() {
                 // The feeder pushed before it could see this worker go to sleep.
                 st.idle_workers -= 1;
-                if poll.take().is_some() {
-                    st.poller = false; // only the poller gives up the role
-                }
                 self.update_inbox_watch(&st);
                 continue;
             }
             st = match poll {
                 None => self.work.wait(st).unwrap_or_else(|p| p.into_inner()),
-                Some(t) => {
-                    self.work
-                        .wait_timeout(st, t)
-                        .unwrap_or_else(|p| p.into_inner())
-                        .0
-                }
+                Some(t) => wait_timer(&self.work, &self.state, st, t),
             };
             if st.work_signals > 0 {
                 st.work_signals -= 1; // the notifier already counted us awake
@@ -497,11 +503,10 @@ impl<H: Handler> Shared<H> {
                 st.idle_workers -= 1; // a timeout or a spurious wake-up
             }
             if let Some(t) = poll {
-                // Still nothing to do: poll less often, and at last stop.
-                let again =
-                    st.queue.is_empty() && self.inbox.is_empty() && !st.shutdown && t < POLL_LAST;
-                poll = again.then(|| t * 2);
-                st.poller = again;
+                // Poll less often, and at last stop (with work to do, the loop's top
+                // gives the role up).
+                poll = (t < POLL_LAST).then(|| t * 2);
+                st.poller = poll.is_some();
             }
             self.update_inbox_watch(&st);
             *started = Instant::now();

@@ -44,6 +44,32 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// Wait on `cv` until notified or `timer` passes. Loom does not model time (its timed
+/// wait never times out), so under loom the timer fires at once instead: the lock is
+/// released, other threads may run, and the wait ends. That lets the models reach the
+/// paths a timer takes; a real notify in between is no different from a timeout there.
+pub(crate) fn wait_timer<'a, T>(
+    cv: &Condvar,
+    m: &'a Mutex<T>,
+    guard: MutexGuard<'a, T>,
+    timer: std::time::Duration,
+) -> MutexGuard<'a, T> {
+    #[cfg(loom)]
+    {
+        let _ = (cv, timer);
+        drop(guard);
+        loom::thread::yield_now();
+        lock(m)
+    }
+    #[cfg(not(loom))]
+    {
+        let _ = m;
+        cv.wait_timeout(guard, timer)
+            .unwrap_or_else(PoisonError::into_inner)
+            .0
+    }
+}
+
 /// Aborts the process if dropped during a panic: a pool thread that panicked would
 /// leave items that never come back, which is worse than a loud stop.
 pub(crate) struct AbortOnPanic;

@@ -317,3 +317,43 @@ fn submit_in_tasks() {
         producer.join().unwrap();
     });
 }
+
+/// A live source: it returns an item only after the consumer has taken the one before,
+/// so the pool must never hold a pulled item back while the source waits (tasks of
+/// three, the poller's timer firing whenever it is set). A pool that held item 1 in the
+/// inbox until a task's worth had gathered would deadlock here.
+#[test]
+fn live_source() {
+    use loom::sync::{Condvar, Mutex};
+    loom::model(|| {
+        let ledger = Ledger::new(3);
+        let taken = Arc::new((Mutex::new(0u64), Condvar::new()));
+        let source = {
+            let taken = taken.clone();
+            let mut next = 0u64;
+            Box::new(move || {
+                let (m, cv) = &*taken;
+                let mut t = m.lock().unwrap();
+                while *t < next {
+                    t = cv.wait(t).unwrap();
+                }
+                next += 1;
+                if next <= 3 {
+                    Pulled::Item(next - 1)
+                } else {
+                    Pulled::End
+                }
+            })
+        };
+        let pool = Pool::with_source(ledger.clone(), &batched(1, 4, 3, 2), source).unwrap();
+        for i in 0..3 {
+            let o = pool.next(Wait::Forever).unwrap();
+            ledger.check_delivered(&o);
+            assert_eq!(o.index, i);
+            let (m, cv) = &*taken;
+            *m.lock().unwrap() += 1;
+            cv.notify_all();
+        }
+        assert_eq!(pool.next(Wait::Forever).unwrap_err().status, Status::Done);
+    });
+}
