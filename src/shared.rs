@@ -11,7 +11,7 @@ use crate::chunk::Sizer;
 use crate::collector::Collector;
 use crate::config::Resolved;
 use crate::handler::{Handler, Outcome, Pulled};
-use crate::outbox::Outbox;
+use crate::outbox::{Outbox, handshake_fence};
 use crate::pool::Error;
 use crate::stats::{Outcomes, Stats};
 use crate::status::{ItemStatus, Status};
@@ -179,7 +179,7 @@ pub(crate) struct Shared<H: Handler> {
     inbox: Padded<Outbox<H::Item>>,
     /// A worker sleeps with no timer to come back for the inbox: the feeder must move each
     /// item to the queue at once. The feeder's half of a Dekker-style handshake: it pushes,
-    /// then reads this; a worker sets it, then looks into the inbox (all `SeqCst`).
+    /// fences, then reads this; a worker sets it, then looks into the inbox (`SeqCst`).
     inbox_unwatched: AtomicBool,
 }
 
@@ -591,8 +591,13 @@ impl<H: Handler> Shared<H> {
                     .expect("a published outbox has room")
             }
         };
-        if self.consumers_waiting.load(Ordering::SeqCst) > 0 && held >= self.sizer.wake_batch() {
-            self.publish(worker);
+        // Below a wake-up's worth a waiting consumer changes nothing here, so the fence
+        // is skipped: with cheap items that is nearly every push.
+        if held >= self.sizer.wake_batch() {
+            handshake_fence();
+            if self.consumers_waiting.load(Ordering::SeqCst) > 0 {
+                self.publish(worker);
+            }
         }
     }
 
@@ -880,7 +885,11 @@ impl<H: Handler> Shared<H> {
                     .expect("an emptied inbox has room")
             }
         };
-        if held >= self.sizer.task_len() || self.inbox_unwatched.load(Ordering::SeqCst) {
+        let unwatched = || {
+            handshake_fence();
+            self.inbox_unwatched.load(Ordering::SeqCst)
+        };
+        if held >= self.sizer.task_len() || unwatched() {
             let mut st = lock(&self.state);
             self.move_inbox_locked(&mut st);
             self.unlock_and_wake(st);
