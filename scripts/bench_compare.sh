@@ -84,6 +84,12 @@ specs() {
         echo "$1|omp dynamic|omp|$2|$3|"
         echo "$1|omp dynamic,256|omp|$2|$3|--chunk 256"
     done
+    # Cheap items: a wider window means fewer sleeps and wake-ups per item.
+    for cap in 4096 16384; do
+        for c in pmap-batch pmap-source-batch; do
+            echo "trivial|${c#pmap-} capacity=$cap|$c|trivial|$nt|--capacity $cap"
+        done
+    done
     echo "skew|serial|serial|skew|$nsk|"
     for cap in 256 0; do
         local cn=$cap; [ "$cap" = 0 ] && cn=default
