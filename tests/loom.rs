@@ -319,9 +319,10 @@ fn submit_in_tasks() {
 }
 
 /// A live source: it returns an item only after the consumer has taken the one before,
-/// so the pool must never hold a pulled item back while the source waits (tasks of
-/// three, the poller's timer firing whenever it is set). A pool that held item 1 in the
-/// inbox until a task's worth had gathered would deadlock here.
+/// so the pool must never hold a pulled item back while the source waits (tasks and
+/// reservations of two, the poller's timer firing whenever it is set). Three items, so the
+/// last one starts a reservation it cannot fill: a pool that held it in the inbox until a
+/// task's worth had gathered would deadlock here.
 #[test]
 fn live_source() {
     use loom::sync::{Condvar, Mutex};
@@ -345,7 +346,7 @@ fn live_source() {
                 }
             })
         };
-        let pool = Pool::with_source(ledger.clone(), &batched(1, 4, 3, 2), source).unwrap();
+        let pool = Pool::with_source(ledger.clone(), &batched(1, 4, 2, 2), source).unwrap();
         for i in 0..3 {
             let o = pool.next(Wait::Forever).unwrap();
             ledger.check_delivered(&o);
