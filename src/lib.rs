@@ -16,6 +16,7 @@ pub mod handler;
 mod outbox;
 mod pool;
 mod shared;
+mod spin;
 pub mod stats;
 pub mod status;
 mod sync;

@@ -13,6 +13,7 @@ use crate::config::Resolved;
 use crate::handler::{Handler, Outcome, Pulled};
 use crate::outbox::{Outbox, handshake_fence};
 use crate::pool::Error;
+use crate::spin::{Backoff, SPIN_LIMIT, spin_until};
 use crate::stats::{Outcomes, Stats};
 use crate::status::{ItemStatus, Status};
 use crate::sync::{
@@ -114,6 +115,18 @@ struct State<I, O> {
     /// The feeder sleeps on `feeder_room`.
     feeder_waiting: bool,
     outcomes: Outcomes,
+    /// How each kind of waiter's recent spins went (`spin_instead_of_park`).
+    worker_spins: Box<[Backoff]>,
+    consumer_spins: Backoff,
+    feeder_spins: Backoff,
+}
+
+/// Who is about to park, for its spin record.
+#[derive(Clone, Copy)]
+enum Spinner {
+    Worker(u32),
+    Consumer,
+    Feeder,
 }
 
 impl<I, O> State<I, O> {
@@ -135,6 +148,14 @@ impl<I, O> State<I, O> {
     /// Every index given out has an outcome (so the feeder holds no reservation).
     fn is_settled(&self) -> bool {
         self.produced == self.submitted
+    }
+
+    fn backoff(&mut self, spinner: Spinner) -> &mut Backoff {
+        match spinner {
+            Spinner::Worker(id) => &mut self.worker_spins[id as usize],
+            Spinner::Consumer => &mut self.consumer_spins,
+            Spinner::Feeder => &mut self.feeder_spins,
+        }
     }
 }
 
@@ -181,6 +202,32 @@ pub(crate) struct Shared<H: Handler> {
     /// item to the queue at once. The feeder's half of a Dekker-style handshake: it pushes,
     /// fences, then reads this; a worker sets it, then looks into the inbox (`SeqCst`).
     inbox_unwatched: AtomicBool,
+    /// What spinning threads watch instead of their condvars (`spin.rs`).
+    hints: Padded<Hints>,
+}
+
+/// For each kind of sleeper, whether it would be notified now: refreshed wherever wake-ups
+/// are decided (`wakes`), watched by a thread of that kind that spins before it parks.
+/// Only hints: a spinner takes the lock to act, so a stale value costs it a look or a park.
+/// A spinner clears its hint under the lock before it lets go (it has just seen that
+/// nothing is there), so it never spins on a hint left over from before.
+#[derive(Default)]
+struct Hints {
+    /// Worth a worker's trip: what would wake a sleeping worker, leaving out the poller,
+    /// whose part a spinner plays (once its spin ends it takes whatever is queued).
+    work: AtomicBool,
+    /// What would wake a waiting consumer.
+    results: AtomicBool,
+    /// What would wake the waiting feeder.
+    room: AtomicBool,
+}
+
+impl Hints {
+    fn set(hint: &AtomicBool, value: bool) {
+        if hint.load(Ordering::Relaxed) != value {
+            hint.store(value, Ordering::Relaxed);
+        }
+    }
 }
 
 /// A pointer to [`Shared`] that a pool thread may carry.
@@ -238,6 +285,9 @@ impl<H: Handler> Shared<H> {
                 producers_waiting: 0,
                 feeder_waiting: false,
                 outcomes: Outcomes::default(),
+                worker_spins: (0..cfg.workers).map(|_| Backoff::default()).collect(),
+                consumer_spins: Backoff::default(),
+                feeder_spins: Backoff::default(),
             })),
             ready: Condvar::new(),
             room: Condvar::new(),
@@ -257,6 +307,7 @@ impl<H: Handler> Shared<H> {
             full: Padded(AtomicBool::new(false)),
             inbox: Padded(Outbox::new(max_round)),
             inbox_unwatched: AtomicBool::new(false),
+            hints: Padded(Hints::default()),
         }
     }
 
@@ -433,8 +484,8 @@ impl<H: Handler> Shared<H> {
     /// A worker's turn at the lock between rounds: publish the outcomes of its last round,
     /// then take the next one (up to a task's worth of queued items, into `round`),
     /// sleeping while there is none. Returns the index of the first item taken, or `None`
-    /// when the pool shuts down. `started` is reset when the worker slept, so busy time
-    /// leaves the sleep out.
+    /// when the pool shuts down. `started` is reset when the worker slept or spun, so busy
+    /// time leaves the wait out.
     pub(crate) fn next_round(
         &self,
         worker: u32,
@@ -453,6 +504,8 @@ impl<H: Handler> Shared<H> {
         // A worker takes the poller's role at most once per call, so a stalled pool
         // (a source blocked for input, a long item in flight) stops polling.
         let mut polled = false;
+        // At most one spin per call: after it, the worker parks.
+        let mut spun = false;
         loop {
             if st.queue.is_empty() {
                 self.move_inbox_locked(&mut st);
@@ -478,6 +531,17 @@ impl<H: Handler> Shared<H> {
             }
             // Rare path: whoever the published outcomes concern is woken under the lock.
             self.wake_locked(&mut st);
+            if !spun {
+                // Work may be only microseconds away, closer than a park and a wake-up.
+                spun = true;
+                let spinner = Spinner::Worker(worker);
+                let spin = self.spin_instead_of_park(st, &self.hints.work, None, spinner);
+                st = spin.0;
+                if spin.1 {
+                    *started = Instant::now();
+                    continue;
+                }
+            }
             // While items are in flight, more may be queued without waking anyone (see
             // `wakes`): the first worker to sleep keeps a timer for them.
             if !polled && !st.poller && st.slots_taken() > 0 {
@@ -511,6 +575,39 @@ impl<H: Handler> Shared<H> {
             self.update_inbox_watch(&st);
             *started = Instant::now();
         }
+    }
+
+    /// Whether a worker that found no work should spin before it parks: items are cheap
+    /// (several to a task), and the input is open with items in flight, so whoever
+    /// submits or consumes them is active.
+    fn worth_spinning(&self, st: &StateOf<H>) -> bool {
+        !st.closed && !st.cancelled && st.slots_taken() > 0 && self.sizer.task_len() > 1
+    }
+
+    /// Spin on `hint` (for at most `limit`, or the spin limit) instead of parking, if the
+    /// spinner's record allows and items are cheap. `hint` must be false in the state `st`
+    /// shows: the caller has just looked and found nothing. Returns the guard, and whether
+    /// a spin happened: then the caller looks again instead of parking.
+    fn spin_instead_of_park<'a>(
+        &'a self,
+        mut st: Guard<'a, H>,
+        hint: &AtomicBool,
+        limit: Option<Duration>,
+        spinner: Spinner,
+    ) -> (Guard<'a, H>, bool) {
+        if !self.worth_spinning(&st) || !st.backoff(spinner).should_spin() {
+            return (st, false);
+        }
+        Hints::set(hint, false);
+        drop(st);
+        let limit = limit.map_or(SPIN_LIMIT, |d| d.min(SPIN_LIMIT));
+        // Close and cancel end every spin: what the spinner waits for may never come.
+        let found = spin_until(limit, || {
+            hint.load(Ordering::Relaxed) || self.stop_pulling.load(Ordering::Relaxed)
+        });
+        st = lock(&self.state);
+        st.backoff(spinner).record(found);
+        (st, true)
     }
 
     /// Refresh the `full` mirror after admission or delivery changed the slots taken.
@@ -711,7 +808,10 @@ impl<H: Handler> Shared<H> {
     /// who refills the queue. The feeder likewise waits for a batch of free slots, or any
     /// free slot once the queue is empty and the consumers are short of results.
     fn wakes(&self, st: &mut StateOf<H>) -> Wakes {
-        let mut w = Wakes::default();
+        let mut w = Wakes {
+            workers: self.worker_wakes(st),
+            ..Wakes::default()
+        };
         if st.consumers_waiting > 0 {
             if st.is_done() {
                 w.consumers = Notify::All;
@@ -740,23 +840,34 @@ impl<H: Handler> Shared<H> {
             let starving = st.queue.is_empty() && st.collector.ready_len() < batch;
             w.feeder = ending || room >= batch as u64 || (room > 0 && starving);
         }
+        w.settled = st.freeing && st.is_settled();
+        Hints::set(&self.hints.results, w.consumers != Notify::Nobody);
+        Hints::set(&self.hints.room, w.feeder);
+        w
+    }
+
+    /// How many sleeping workers to wake for the queued items (see `wakes`), and the
+    /// spinning workers' hint.
+    fn worker_wakes(&self, st: &mut StateOf<H>) -> usize {
+        let mut work = false;
+        let mut wake = 0;
         if !st.queue.is_empty() {
             // A sleeping worker is woken for a task's worth of queued items, so cheap
             // items do not cost a wake-up each. Fewer may wait only while the poller's
             // timer bounds the wait and nobody is blocked on the pool (the busy workers
             // may be stuck in long items).
-            let task = self.sizer.task_len();
             let blocked = st.consumers_waiting > 0
                 || st.producers_waiting > 0
                 || st.feeder_waiting
                 || st.closed
                 || st.cancelled;
-            if st.queue.len() >= task || !st.poller || blocked {
-                w.workers = self.signal_for_queue_locked(st);
+            work = st.queue.len() >= self.sizer.task_len() || blocked;
+            if work || !st.poller {
+                wake = self.signal_for_queue_locked(st);
             }
         }
-        w.settled = st.freeing && st.is_settled();
-        w
+        Hints::set(&self.hints.work, work);
+        wake
     }
 
     /// A producer found no room: wait until woken or the deadline passes.
@@ -804,7 +915,13 @@ impl<H: Handler> Shared<H> {
         st.consumers_waiting += 1;
         self.consumers_waiting
             .store(st.consumers_waiting as usize, Ordering::SeqCst);
-        if self.steal_locked(&mut st) == 0 {
+        let mut look_again = self.steal_locked(&mut st) > 0;
+        if !look_again {
+            // Announced: workers publish for this consumer as for a sleeping one.
+            let hint = &self.hints.results;
+            (st, look_again) = self.spin_instead_of_park(st, hint, limit, Spinner::Consumer);
+        }
+        if !look_again {
             st = match limit {
                 None => self.ready.wait(st).unwrap_or_else(|p| p.into_inner()),
                 Some(d) => {
@@ -857,7 +974,12 @@ impl<H: Handler> Shared<H> {
                 return Some((first, len));
             }
             st.feeder_waiting = true;
-            st = self.feeder_room.wait(st).unwrap_or_else(|p| p.into_inner());
+            let hint = &self.hints.room;
+            let spun;
+            (st, spun) = self.spin_instead_of_park(st, hint, None, Spinner::Feeder);
+            if !spun {
+                st = self.feeder_room.wait(st).unwrap_or_else(|p| p.into_inner());
+            }
             st.feeder_waiting = false;
         }
     }
