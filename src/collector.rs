@@ -8,19 +8,19 @@
 
 use std::collections::VecDeque;
 
-use crate::handler::Outcome;
+use crate::handler::Finished;
 
 pub(crate) enum Collector<I, O> {
     Ordered {
         /// Index of the next item to hand back.
         head: u64,
         /// `window[k]` holds item `head + k` once it has finished.
-        window: VecDeque<Option<Outcome<I, O>>>,
+        window: VecDeque<Option<Finished<I, O>>>,
         /// How many slots from the front are filled: what `pop_ready` can hand out in a
         /// row. Each slot is scanned once, when the run reaches it.
         ready: usize,
     },
-    Unordered(VecDeque<Outcome<I, O>>),
+    Unordered(VecDeque<Finished<I, O>>),
 }
 
 impl<I, O> Collector<I, O> {
@@ -39,7 +39,7 @@ impl<I, O> Collector<I, O> {
     }
 
     /// Store a finished item. Returns true when it made a result ready to hand back.
-    pub(crate) fn insert(&mut self, outcome: Outcome<I, O>) -> bool {
+    pub(crate) fn insert(&mut self, outcome: Finished<I, O>) -> bool {
         match self {
             Collector::Ordered {
                 head,
@@ -76,7 +76,7 @@ impl<I, O> Collector<I, O> {
     }
 
     /// Take the next result a consumer may have, if it is ready.
-    pub(crate) fn pop_ready(&mut self) -> Option<Outcome<I, O>> {
+    pub(crate) fn pop_ready(&mut self) -> Option<Finished<I, O>> {
         match self {
             Collector::Ordered {
                 head,
@@ -103,7 +103,7 @@ impl<I, O> Collector<I, O> {
     }
 
     /// Remove every stored result, ready or not (used when the pool is freed).
-    pub(crate) fn take_all(&mut self) -> Vec<Outcome<I, O>> {
+    pub(crate) fn take_all(&mut self) -> Vec<Finished<I, O>> {
         match self {
             Collector::Ordered {
                 head,
@@ -124,8 +124,8 @@ mod tests {
     use super::*;
     use crate::status::ItemStatus;
 
-    fn done(index: u64) -> Outcome<u64, u64> {
-        Outcome::ran(index, index, 0, Ok(index * 10))
+    fn done(index: u64) -> Finished<u64, u64> {
+        Finished::ran(index, index, 0, Ok(index * 10))
     }
 
     #[test]
@@ -183,10 +183,10 @@ mod tests {
     fn take_all_returns_every_stored_result_including_gaps() {
         let mut c = Collector::new(true, 8);
         c.insert(done(1));
-        c.insert(Outcome::cancelled(3, 3));
+        c.insert(Finished::cancelled(3, 3));
         let all = c.take_all();
         assert_eq!(all.len(), 2);
-        assert_eq!(all[1].status, ItemStatus::Cancelled);
+        assert_eq!(all[1].status(), ItemStatus::Cancelled);
         assert_eq!(c.ready_len(), 0);
     }
 }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use crate::chunk::Sizer;
 use crate::collector::Collector;
 use crate::config::Resolved;
-use crate::handler::{Handler, Outcome, Pulled};
+use crate::handler::{Finished, Handler, Outcome, Pulled};
 use crate::outbox::{Outbox, handshake_fence};
 use crate::pool::Error;
 use crate::spin::{Backoff, SPIN_LIMIT, spin_until};
@@ -77,7 +77,7 @@ fn notify(cv: &Condvar, who: Notify) {
 /// The state of pool `H`, and the guard that proves its lock is held.
 type StateOf<H> = State<<H as Handler>::Item, <H as Handler>::Output>;
 type Guard<'a, H> = MutexGuard<'a, StateOf<H>>;
-type OutcomeOf<H> = Outcome<<H as Handler>::Item, <H as Handler>::Output>;
+type FinishedOf<H> = Finished<<H as Handler>::Item, <H as Handler>::Output>;
 
 /// Everything behind the state lock.
 struct State<I, O> {
@@ -186,7 +186,7 @@ pub(crate) struct Shared<H: Handler> {
     /// Decides how many items go into one task.
     pub(crate) sizer: Padded<Sizer>,
     /// One per worker: finished outcomes not yet published to the collector.
-    outboxes: Box<[Padded<Outbox<OutcomeOf<H>>>]>,
+    outboxes: Box<[Padded<Outbox<FinishedOf<H>>>]>,
     /// Mirror of `State::consumers_waiting` for the outbox handshake.
     consumers_waiting: Padded<AtomicUsize>,
     /// Set by close and cancel: the feeder must not call the source again.
@@ -390,7 +390,7 @@ impl<H: Handler> Shared<H> {
             let mut got = 0;
             while got < max {
                 match st.collector.pop_ready() {
-                    Some(outcome) => sink(outcome),
+                    Some(outcome) => sink(outcome.into()),
                     None => break,
                 }
                 got += 1;
@@ -456,7 +456,7 @@ impl<H: Handler> Shared<H> {
         {
             let _inside = OwnerGuard::enter(self.addr());
             for outcome in leftovers {
-                self.handler.drop_unreturned(outcome);
+                self.handler.drop_unreturned(outcome.into());
             }
         }
         lock(&self.state).shutdown = true;
@@ -643,7 +643,7 @@ impl<H: Handler> Shared<H> {
         let moved = unsafe {
             self.inbox.take_all(|item| {
                 if st.cancelled {
-                    self.count_and_insert(st, Outcome::cancelled(index, item));
+                    self.count_and_insert(st, Finished::cancelled(index, item));
                 } else {
                     self.enqueue_locked(st, index, item);
                 }
@@ -675,7 +675,7 @@ impl<H: Handler> Shared<H> {
     /// A worker finished an item: leave the outcome in its outbox, and publish before the
     /// round ends if a consumer is waiting and a wake-up's worth has gathered (the
     /// worker's half of the outbox handshake; see `wait_consumer` for the consumer's).
-    pub(crate) fn finish(&self, worker: u32, outcome: Outcome<H::Item, H::Output>) {
+    pub(crate) fn finish(&self, worker: u32, outcome: FinishedOf<H>) {
         let outbox = &self.outboxes[worker as usize];
         let held = match outbox.push(outcome) {
             Ok(held) => held,
@@ -736,8 +736,8 @@ impl<H: Handler> Shared<H> {
         }
     }
 
-    fn count_and_insert(&self, st: &mut StateOf<H>, outcome: Outcome<H::Item, H::Output>) -> bool {
-        let failed = match outcome.status {
+    fn count_and_insert(&self, st: &mut StateOf<H>, outcome: FinishedOf<H>) -> bool {
+        let failed = match outcome.status() {
             ItemStatus::Ok => {
                 st.outcomes.succeeded += 1;
                 false
@@ -756,7 +756,7 @@ impl<H: Handler> Shared<H> {
         failed
     }
 
-    fn store_locked(&self, st: &mut StateOf<H>, outcome: Outcome<H::Item, H::Output>) {
+    fn store_locked(&self, st: &mut StateOf<H>, outcome: FinishedOf<H>) {
         if self.count_and_insert(st, outcome) && self.fail_fast {
             self.cancel_locked(st);
         }
@@ -780,7 +780,7 @@ impl<H: Handler> Shared<H> {
         let first = st.queue_first;
         let queued = std::mem::take(&mut st.queue);
         for (k, item) in queued.into_iter().enumerate() {
-            self.count_and_insert(st, Outcome::cancelled(first + k as u64, item));
+            self.count_and_insert(st, Finished::cancelled(first + k as u64, item));
         }
         self.wake_locked(st);
     }
@@ -1037,7 +1037,7 @@ impl<H: Handler> Shared<H> {
                 st.submitted += 1;
                 st.closed = true;
                 self.stop_pulling.store(true, Ordering::Release);
-                self.store_locked(&mut st, Outcome::source_failed(index, code));
+                self.store_locked(&mut st, Finished::source_failed(index, code));
                 false
             }
         };

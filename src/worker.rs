@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use crate::handler::{Handler, Outcome};
+use crate::handler::{Finished, Handler};
 use crate::shared::Shared;
 use crate::sync::AbortOnPanic;
 use crate::threads::OwnerGuard;
@@ -23,7 +23,7 @@ pub(crate) fn run<H: Handler>(shared: &Shared<H>, id: u32) {
             // Checked before every item: an item may start after `cancel` only if this
             // worker read the flag just before it was set, so at most one per worker.
             if shared.is_cancelled() {
-                shared.finish(id, Outcome::cancelled(index, item));
+                shared.finish(id, Finished::cancelled(index, item));
                 continue;
             }
             ran += 1;
@@ -31,7 +31,7 @@ pub(crate) fn run<H: Handler>(shared: &Shared<H>, id: u32) {
             if result.is_err() {
                 shared.item_failed();
             }
-            shared.finish(id, Outcome::ran(index, item, id, result));
+            shared.finish(id, Finished::ran(index, item, id, result));
         }
         let ended = Instant::now();
         let ns = ended.saturating_duration_since(started).as_nanos() as u64;
