@@ -76,6 +76,11 @@ impl Sizer {
         self.spread_cap
     }
 
+    /// The measured mean cost of an item in ns; 0 until the first measurement.
+    pub(crate) fn item_ns(&self) -> u64 {
+        self.item_ns.load(Ordering::Relaxed)
+    }
+
     /// Ready results worth waking a waiting consumer for (1: wake it for each).
     pub(crate) fn wake_batch(&self) -> usize {
         self.wake_batch.load(Ordering::Relaxed)

@@ -580,8 +580,21 @@ impl<H: Handler> Shared<H> {
     /// Whether a worker that found no work should spin before it parks: items are cheap
     /// (several to a task), and the input is open with items in flight, so whoever
     /// submits or consumes them is active.
-    fn worth_spinning(&self, st: &StateOf<H>) -> bool {
-        !st.closed && !st.cancelled && st.slots_taken() > 0 && self.sizer.task_len() > 1
+    ///
+    /// A consumer waits for a wake-up's worth of results, so it spins only when the
+    /// workers finish that many within a spin: with skew or 1 µs items its wait is
+    /// longer, and on an oversubscribed machine its spin would hold a core a worker needs
+    /// (a yield only helps a thread queued on the same core).
+    fn worth_spinning(&self, st: &StateOf<H>, spinner: Spinner) -> bool {
+        let active =
+            !st.closed && !st.cancelled && st.slots_taken() > 0 && self.sizer.task_len() > 1;
+        match spinner {
+            Spinner::Consumer => {
+                let batch_ns = self.sizer.wake_batch() as u64 * self.sizer.item_ns();
+                active && batch_ns <= self.workers as u64 * SPIN_LIMIT.as_nanos() as u64
+            }
+            Spinner::Worker(_) | Spinner::Feeder => active,
+        }
     }
 
     /// Spin on `hint` (for at most `limit`, or the spin limit) instead of parking, if the
@@ -595,7 +608,7 @@ impl<H: Handler> Shared<H> {
         limit: Option<Duration>,
         spinner: Spinner,
     ) -> (Guard<'a, H>, bool) {
-        if !self.worth_spinning(&st) || !st.backoff(spinner).should_spin() {
+        if !self.worth_spinning(&st, spinner) || !st.backoff(spinner).should_spin() {
             return (st, false);
         }
         Hints::set(hint, false);
