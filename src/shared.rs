@@ -577,9 +577,9 @@ impl<H: Handler> Shared<H> {
         }
     }
 
-    /// Whether a worker that found no work should spin before it parks: items are cheap
-    /// (several to a task), and the input is open with items in flight, so whoever
-    /// submits or consumes them is active.
+    /// Whether a thread about to park should spin first: items are cheap (several to a
+    /// task), and the input is open with items in flight, so whoever submits or consumes
+    /// them is active.
     ///
     /// A consumer waits for a wake-up's worth of results, so it spins only when the
     /// workers finish that many within a spin: with skew or 1 µs items its wait is
