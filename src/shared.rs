@@ -110,15 +110,54 @@ struct State<I, O> {
     feeder_unsent: u64,
     /// Index of the item at the front of the feeder's inbox.
     inbox_first: u64,
-    consumers_waiting: u32,
-    producers_waiting: u32,
-    /// The feeder sleeps on `feeder_room`.
-    feeder_waiting: bool,
+    /// Consumers waiting in `next` (asleep, or spinning first).
+    consumers: Sleepers,
+    /// Producers waiting for room.
+    producers: Sleepers,
+    /// The feeder, waiting on `feeder_room`.
+    feeder: Sleepers,
     outcomes: Outcomes,
     /// How each kind of waiter's recent spins went (`spin_instead_of_park`).
     worker_spins: Box<[Backoff]>,
     consumer_spins: Backoff,
     feeder_spins: Backoff,
+}
+
+/// The threads waiting on one condvar, and how many of them were notified and have not
+/// woken yet. A notify is a system call even when nobody sleeps, and a waiter stays
+/// counted until it runs again, so without this every state change in between would
+/// notify it again (once per item with the feeder asleep and `pmap_next` per result).
+/// A notified waiter counts as awake; every waiter leaving its wait, for whatever
+/// reason, takes one notification off, so `signalled <= waiting` always holds and a
+/// waiter never stays counted as notified while none is on its way.
+#[derive(Default)]
+struct Sleepers {
+    waiting: u32,
+    signalled: u32,
+}
+
+impl Sleepers {
+    fn enter(&mut self) {
+        self.waiting += 1;
+    }
+
+    fn leave(&mut self) {
+        self.waiting -= 1;
+        self.signalled = self.signalled.saturating_sub(1);
+    }
+
+    /// Whom to notify for `wanted`, counting them notified from now on.
+    fn signal(&mut self, wanted: Notify) -> Notify {
+        if self.signalled == self.waiting {
+            return Notify::Nobody;
+        }
+        match wanted {
+            Notify::Nobody => {}
+            Notify::One => self.signalled += 1,
+            Notify::All => self.signalled = self.waiting,
+        }
+        wanted
+    }
 }
 
 /// Who is about to park, for its spin record.
@@ -281,9 +320,9 @@ impl<H: Handler> Shared<H> {
                 shutdown: false,
                 feeder_unsent: 0,
                 inbox_first: 0,
-                consumers_waiting: 0,
-                producers_waiting: 0,
-                feeder_waiting: false,
+                consumers: Sleepers::default(),
+                producers: Sleepers::default(),
+                feeder: Sleepers::default(),
                 outcomes: Outcomes::default(),
                 worker_spins: (0..cfg.workers).map(|_| Backoff::default()).collect(),
                 consumer_spins: Backoff::default(),
@@ -825,25 +864,30 @@ impl<H: Handler> Shared<H> {
             workers: self.worker_wakes(st),
             ..Wakes::default()
         };
-        if st.consumers_waiting > 0 {
+        if st.consumers.waiting > 0 {
+            let mut due = Notify::Nobody;
             if st.is_done() {
-                w.consumers = Notify::All;
+                due = Notify::All;
             } else {
                 let ready = st.collector.ready_len();
                 if ready > 0 && (ready >= self.sizer.wake_batch() || st.queue.is_empty()) {
-                    w.consumers = Notify::One;
+                    due = Notify::One;
                 }
             }
+            Hints::set(&self.hints.results, due != Notify::Nobody);
+            w.consumers = st.consumers.signal(due);
         }
         let ending = st.closed || st.cancelled;
-        if st.producers_waiting > 0 {
+        if st.producers.waiting > 0 {
+            let mut due = Notify::Nobody;
             if ending {
-                w.producers = Notify::All;
+                due = Notify::All;
             } else if st.has_room(self.capacity) {
-                w.producers = Notify::One;
+                due = Notify::One;
             }
+            w.producers = st.producers.signal(due);
         }
-        if st.feeder_waiting {
+        if st.feeder.waiting > 0 {
             // Any free slot is worth a refill when the workers have run dry and the
             // consumers are about to; while a consumer still has a wake-up's worth of
             // results to take, it is the bottleneck, and a refill per slot it frees would
@@ -851,11 +895,11 @@ impl<H: Handler> Shared<H> {
             let room = self.capacity as u64 - st.slots_taken();
             let batch = self.sizer.wake_batch();
             let starving = st.queue.is_empty() && st.collector.ready_len() < batch;
-            w.feeder = ending || room >= batch as u64 || (room > 0 && starving);
+            let due = ending || room >= batch as u64 || (room > 0 && starving);
+            Hints::set(&self.hints.room, due);
+            w.feeder = due && st.feeder.signal(Notify::One) == Notify::One;
         }
         w.settled = st.freeing && st.is_settled();
-        Hints::set(&self.hints.results, w.consumers != Notify::Nobody);
-        Hints::set(&self.hints.room, w.feeder);
         w
     }
 
@@ -869,9 +913,9 @@ impl<H: Handler> Shared<H> {
             // items do not cost a wake-up each. Fewer may wait only while the poller's
             // timer bounds the wait and nobody is blocked on the pool (the busy workers
             // may be stuck in long items).
-            let blocked = st.consumers_waiting > 0
-                || st.producers_waiting > 0
-                || st.feeder_waiting
+            let blocked = st.consumers.waiting > 0
+                || st.producers.waiting > 0
+                || st.feeder.waiting > 0
                 || st.closed
                 || st.cancelled;
             work = st.queue.len() >= self.sizer.task_len() || blocked;
@@ -891,7 +935,7 @@ impl<H: Handler> Shared<H> {
     ) -> Result<Guard<'a, H>, Error> {
         let limit = self.wait_limit(deadline)?;
         self.kick_workers_locked(&mut st);
-        st.producers_waiting += 1;
+        st.producers.enter();
         st = match limit {
             None => self.room.wait(st).unwrap_or_else(|p| p.into_inner()),
             Some(d) => {
@@ -901,7 +945,7 @@ impl<H: Handler> Shared<H> {
                     .0
             }
         };
-        st.producers_waiting -= 1;
+        st.producers.leave();
         Ok(st)
     }
 
@@ -925,9 +969,9 @@ impl<H: Handler> Shared<H> {
         if st.slots_taken() > 0 && self.sizer.wake_batch() > 1 {
             limit = Some(limit.map_or(DEFERRAL_LIMIT, |d| d.min(DEFERRAL_LIMIT)));
         }
-        st.consumers_waiting += 1;
+        st.consumers.enter();
         self.consumers_waiting
-            .store(st.consumers_waiting as usize, Ordering::SeqCst);
+            .store(st.consumers.waiting as usize, Ordering::SeqCst);
         let mut look_again = self.steal_locked(&mut st) > 0;
         if !look_again {
             // Announced: workers publish for this consumer as for a sleeping one.
@@ -945,9 +989,9 @@ impl<H: Handler> Shared<H> {
                 }
             };
         }
-        st.consumers_waiting -= 1;
+        st.consumers.leave();
         self.consumers_waiting
-            .store(st.consumers_waiting as usize, Ordering::SeqCst);
+            .store(st.consumers.waiting as usize, Ordering::SeqCst);
         Ok(st)
     }
 
@@ -986,14 +1030,14 @@ impl<H: Handler> Shared<H> {
                 st.inbox_first = first;
                 return Some((first, len));
             }
-            st.feeder_waiting = true;
+            st.feeder.enter();
             let hint = &self.hints.room;
             let spun;
             (st, spun) = self.spin_instead_of_park(st, hint, None, Spinner::Feeder);
             if !spun {
                 st = self.feeder_room.wait(st).unwrap_or_else(|p| p.into_inner());
             }
-            st.feeder_waiting = false;
+            st.feeder.leave();
         }
     }
 
