@@ -42,7 +42,7 @@ struct Wakes {
     settled: bool,
 }
 
-#[derive(Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Default, Clone, Copy, PartialEq, Eq, Debug)]
 enum Notify {
     #[default]
     Nobody,
@@ -1105,5 +1105,53 @@ impl<H: Handler> Shared<H> {
     /// Time spent in the work function, for stats.
     pub(crate) fn add_busy(&self, ns: u64) {
         self.busy_ns.fetch_add(ns, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_waiter_is_notified_once_until_it_leaves() {
+        let mut s = Sleepers::default();
+        assert_eq!(s.signal(Notify::One), Notify::Nobody, "nobody waits");
+        s.enter();
+        s.enter();
+        assert_eq!(s.signal(Notify::One), Notify::One);
+        assert_eq!(s.signal(Notify::One), Notify::One, "the second waiter");
+        assert_eq!(
+            s.signal(Notify::One),
+            Notify::Nobody,
+            "both are on their way: no third notify"
+        );
+        s.leave();
+        assert_eq!(
+            s.signal(Notify::One),
+            Notify::Nobody,
+            "one is still on its way"
+        );
+        s.enter();
+        assert_eq!(s.signal(Notify::All), Notify::All, "a new waiter");
+        assert_eq!((s.waiting, s.signalled), (2, 2));
+    }
+
+    #[test]
+    fn a_waiter_leaving_unnotified_takes_a_notification_off() {
+        // A timed-out waiter may leave before the one that was notified: the count of
+        // notifications on their way never exceeds the waiters left.
+        let mut s = Sleepers::default();
+        s.enter();
+        s.enter();
+        assert_eq!(s.signal(Notify::One), Notify::One);
+        s.leave();
+        assert_eq!((s.waiting, s.signalled), (1, 0));
+        assert_eq!(
+            s.signal(Notify::One),
+            Notify::One,
+            "the one left is notified again rather than never"
+        );
+        s.leave();
+        assert_eq!((s.waiting, s.signalled), (0, 0));
     }
 }
