@@ -65,6 +65,8 @@ pub(crate) struct Finished<I, O> {
     pub fate: Fate<I, O>,
 }
 
+/// What became of an item: it ran (with its output or error code), it was cancelled
+/// before it started, or the source failed at its index (there is no item).
 #[derive(Debug)]
 pub(crate) enum Fate<I, O> {
     Ran {
