@@ -318,6 +318,28 @@ fn submit_in_tasks() {
     });
 }
 
+/// Cancel while a worker is inside a round of two (four items, tasks of two): items
+/// already taken into the round but not started come back cancelled when the worker gets
+/// to them, queued ones at once; each item comes back exactly once, in order, a cancelled
+/// one never ran, and the drain ends with Done.
+#[test]
+fn cancel_in_tasks() {
+    loom::model(|| {
+        let ledger = Ledger::new(4);
+        let pool = Arc::new(Pool::new(ledger.clone(), &batched(1, 4, 2, 2)).unwrap());
+        for i in 0..4 {
+            pool.submit(i, Wait::Never).unwrap();
+        }
+        let canceller = {
+            let pool = pool.clone();
+            loom::thread::spawn(move || pool.cancel().unwrap())
+        };
+        let seen = drain(&pool, &ledger);
+        canceller.join().unwrap();
+        assert_eq!(seen, vec![0, 1, 2, 3]);
+    });
+}
+
 /// A live source: it returns an item only after the consumer has taken the one before,
 /// so the pool must never hold a pulled item back while the source waits (tasks and
 /// reservations of two, the poller's timer firing whenever it is set). Three items, so the
