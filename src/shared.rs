@@ -17,7 +17,8 @@ use crate::spin::{Backoff, SPIN_LIMIT, spin_until};
 use crate::stats::{Outcomes, Stats};
 use crate::status::{ItemStatus, Status};
 use crate::sync::{
-    AtomicBool, AtomicU64, AtomicUsize, Condvar, Mutex, MutexGuard, Padded, lock, wait_timer,
+    AtomicBool, AtomicU64, AtomicUsize, Condvar, Mutex, MutexGuard, Padded, lock, set_if_changed,
+    wait_timer,
 };
 use crate::threads::{self, OwnerGuard};
 use crate::wait::Deadline;
@@ -263,9 +264,7 @@ struct Hints {
 
 impl Hints {
     fn set(hint: &AtomicBool, value: bool) {
-        if hint.load(Ordering::Relaxed) != value {
-            hint.store(value, Ordering::Relaxed);
-        }
+        set_if_changed(hint, value, Ordering::Relaxed);
     }
 }
 
@@ -664,10 +663,7 @@ impl<H: Handler> Shared<H> {
 
     /// Refresh the `full` mirror after admission or delivery changed the slots taken.
     fn update_full(&self, st: &StateOf<H>) {
-        let full = !st.has_room(self.capacity);
-        if self.full.load(Ordering::Relaxed) != full {
-            self.full.store(full, Ordering::Release);
-        }
+        set_if_changed(&self.full, !st.has_room(self.capacity), Ordering::Release);
     }
 
     /// Pick up to `wanted` sleeping workers to wake, counting them awake from now on.
@@ -683,9 +679,7 @@ impl<H: Handler> Shared<H> {
     /// no poller's timer would bring it back for the inbox.
     fn update_inbox_watch(&self, st: &StateOf<H>) {
         let unwatched = st.idle_workers > 0 && !st.poller;
-        if self.inbox_unwatched.load(Ordering::Relaxed) != unwatched {
-            self.inbox_unwatched.store(unwatched, Ordering::SeqCst);
-        }
+        set_if_changed(&self.inbox_unwatched, unwatched, Ordering::SeqCst);
     }
 
     /// Move the feeder's inbox to the queue (cancelled outcomes after a cancel).

@@ -70,6 +70,15 @@ pub(crate) fn wait_timer<'a, T>(
     }
 }
 
+/// Store `value` only if it differs from what `flag` holds (read relaxed): flags that are
+/// recomputed on every hand-off but rarely change, so other threads keep their cached
+/// copy of the line instead of losing it to a store per call.
+pub(crate) fn set_if_changed(flag: &AtomicBool, value: bool, order: std::sync::atomic::Ordering) {
+    if flag.load(std::sync::atomic::Ordering::Relaxed) != value {
+        flag.store(value, order);
+    }
+}
+
 /// Aborts the process if dropped during a panic: a pool thread that panicked would
 /// leave items that never come back, which is worse than a loud stop.
 pub(crate) struct AbortOnPanic;

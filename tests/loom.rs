@@ -71,6 +71,21 @@ fn config(workers: usize, capacity: usize) -> Config {
     }
 }
 
+/// A source of the items 0..n, then the end of input, and how often it was called.
+fn counting_source(n: usize) -> (pmap::Source<u64>, Arc<AtomicUsize>) {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counter = calls.clone();
+    let source = Box::new(move || {
+        let i = counter.fetch_add(1, Ordering::SeqCst);
+        if i < n {
+            Pulled::Item(i as u64)
+        } else {
+            Pulled::End
+        }
+    });
+    (source, calls)
+}
+
 /// Drain until `Done`, checking order and the ledger; returns the indices seen.
 fn drain(pool: &Pool<Ledger>, ledger: &Ledger) -> Vec<u64> {
     let mut seen = Vec::new();
@@ -236,18 +251,7 @@ fn reentrant_blocking_call_is_refused() {
 fn source_with_cancel() {
     loom::model(|| {
         let ledger = Ledger::new(2);
-        let next = Arc::new(AtomicUsize::new(0));
-        let source = {
-            let next = next.clone();
-            Box::new(move || {
-                let i = next.fetch_add(1, Ordering::SeqCst);
-                if i < 2 {
-                    Pulled::Item(i as u64)
-                } else {
-                    Pulled::End
-                }
-            })
-        };
+        let (source, calls) = counting_source(2);
         let pool = Arc::new(Pool::with_source(ledger.clone(), &config(1, 2), source).unwrap());
         let canceller = {
             let pool = pool.clone();
@@ -255,7 +259,7 @@ fn source_with_cancel() {
         };
         let seen = drain(&pool, &ledger);
         canceller.join().unwrap();
-        let pulled = next.load(Ordering::SeqCst).min(2);
+        let pulled = calls.load(Ordering::SeqCst).min(2);
         assert_eq!(seen, (0..pulled as u64).collect::<Vec<_>>());
     });
 }
@@ -278,18 +282,7 @@ fn batched(workers: usize, capacity: usize, task_len: usize, wake_batch: usize) 
 fn source_in_tasks() {
     loom::model(|| {
         let ledger = Ledger::new(3);
-        let next = Arc::new(AtomicUsize::new(0));
-        let source = {
-            let next = next.clone();
-            Box::new(move || {
-                let i = next.fetch_add(1, Ordering::SeqCst);
-                if i < 3 {
-                    Pulled::Item(i as u64)
-                } else {
-                    Pulled::End
-                }
-            })
-        };
+        let (source, _) = counting_source(3);
         let pool = Pool::with_source(ledger.clone(), &batched(1, 4, 2, 2), source).unwrap();
         assert_eq!(drain(&pool, &ledger), vec![0, 1, 2]);
     });
