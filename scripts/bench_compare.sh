@@ -70,7 +70,7 @@ specs() {
     local q=$QUICK
     local nt=1000000 n1=200000 nsk=20000 n100=4000 nsl=1280
     if [ "$q" = 1 ]; then nt=200000 n1=40000 nsk=5000 n100=1000 nsl=320; fi
-    local P="pmap-single pmap-single-drain pmap-batch pmap-source pmap-source-batch"
+    local P="pmap-single pmap-single-drain pmap-batch pmap-source pmap-source-batch pmap-threads pmap-threads-batch"
     for g in "trivial trivial $nt" "spin1us spin:1000 $n1" "spin100us spin:100000 $n100"; do
         set -- $g
         echo "$1|serial|serial|$2|$3|"

@@ -7,7 +7,7 @@
  *                     [--workers T] [--capacity K] [--tokens T] [--chunk K] [--batch B]
  *                     [--warmup N] [--label L]
  *       C: serial | pmap-single | pmap-single-drain | pmap-batch | pmap-source |
- *          pmap-source-batch | tbb | omp
+ *          pmap-source-batch | pmap-threads | pmap-threads-batch | tbb | omp
  *       W: trivial | spin:<ns> | skew | sleep:<ns>   (see work.h)
  *       Runs a warm-up of --warmup items (default n/10, at most 200000) with the same
  *       contender, then the timed run, checks that every output came back (in order when

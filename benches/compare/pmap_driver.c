@@ -8,6 +8,9 @@
  *                 pmap_next_many(batch, -1)
  *   source        a source callback feeds the pool; the caller takes results with pmap_next
  *   source-batch  the same, taking results with pmap_next_many(batch)
+ *   threads       README's C++ `stream` pattern in C: a producer thread submits each item
+ *                 with pmap_submit(-1) and closes; the caller takes results with pmap_next
+ *   threads-batch the same with pmap_submit_many(batch, -1) and pmap_next_many(batch)
  *
  * The timed region starts after pmap_new and ends at PMAP_DONE (pmap_free is outside it):
  * the peers' thread pools are warm too. In source mode the source waits at a gate until
@@ -58,6 +61,38 @@ static void gate_open(pctx *c) {
     pthread_mutex_unlock(&c->mu);
 }
 
+typedef struct producer {
+    pmap_pool *pool;
+    uint64_t n;
+    size_t batch; /* 0: pmap_submit per item */
+    pmap_status failed;
+} producer;
+
+/* The producer thread of the threads styles: submit 1..n, blocking for room, then close. */
+static void *produce(void *arg) {
+    producer *pr = arg;
+    void **items = malloc((pr->batch ? pr->batch : 1) * sizeof *items);
+    pmap_status s = PMAP_OK;
+    for (uint64_t i = 0; i < pr->n && s == PMAP_OK;) {
+        if (!pr->batch) {
+            s = pmap_submit(pr->pool, (void *)(uintptr_t)(i + 1), -1);
+            i++;
+            continue;
+        }
+        size_t k = 0, acc = 0;
+        while (k < pr->batch && i + k < pr->n) {
+            items[k] = (void *)(uintptr_t)(i + k + 1);
+            k++;
+        }
+        s = pmap_submit_many(pr->pool, items, k, &acc, -1);
+        i += acc;
+    }
+    if (s == PMAP_OK) s = pmap_close(pr->pool);
+    pr->failed = s;
+    free(items);
+    return NULL;
+}
+
 static const char *status_error(const char *what, pmap_status s) {
     static char buf[256];
     snprintf(buf, sizeof buf, "%s: %s (%s)", what, pmap_status_str(s), pmap_last_error());
@@ -75,9 +110,12 @@ static inline void take(bench_check *c, const pmap_result *r) {
 
 const char *run_pmap(const char *style, const bench_params *p, bench_check *c) {
     int source = strncmp(style, "source", 6) == 0;
-    int many = strcmp(style, "batch") == 0 || strcmp(style, "source-batch") == 0;
+    int threads = strncmp(style, "threads", 7) == 0;
+    int many = strcmp(style, "batch") == 0 || strcmp(style, "source-batch") == 0 ||
+               strcmp(style, "threads-batch") == 0;
     int drain = strcmp(style, "single-drain") == 0;
-    if (!source && !many && !drain && strcmp(style, "single") != 0) return "unknown pmap style";
+    if (!source && !threads && !many && !drain && strcmp(style, "single") != 0)
+        return "unknown pmap style";
 
     pctx ctx = {.fn = p->fn, .next = 0, .n = p->n};
     atomic_init(&ctx.open, 0);
@@ -102,9 +140,15 @@ const char *run_pmap(const char *style, const bench_params *p, bench_check *c) {
     const char *err = NULL;
     pmap_result r;
 
+    producer pr = {.pool = pool, .n = p->n, .batch = many ? batch : 0, .failed = PMAP_OK};
+    pthread_t producer_thread;
+    int producing = 0;
     timer_start();
     if (source) {
         gate_open(&ctx);
+    } else if (threads) {
+        producing = pthread_create(&producer_thread, NULL, produce, &pr) == 0;
+        if (!producing) err = "pthread_create failed";
     } else if (many) {
         uint64_t i = 0;
         size_t filled = 0, off = 0;
@@ -136,7 +180,7 @@ const char *run_pmap(const char *style, const bench_params *p, bench_check *c) {
                 while (pmap_next(pool, &r, 0) == PMAP_OK) take(c, &r);
         }
     }
-    if (!err && !source) {
+    if (!err && !source && !threads) {
         s = pmap_close(pool);
         if (s != PMAP_OK) err = status_error("pmap_close", s);
     }
@@ -153,6 +197,11 @@ const char *run_pmap(const char *style, const bench_params *p, bench_check *c) {
         break;
     }
     timer_stop();
+    if (producing) {
+        if (err) pmap_cancel(pool); /* unblocks the producer */
+        pthread_join(producer_thread, NULL);
+        if (!err && pr.failed != PMAP_OK) err = status_error("producer", pr.failed);
+    }
 
     if (err) {
         gate_open(&ctx);
