@@ -12,7 +12,8 @@
  *  - a live source (one that blocks until input arrives): every item it returns comes back
  *    without waiting for further input; after pmap_cancel / pmap_close only the call in
  *    progress finishes (its item comes back, cancelled after a cancel), then DONE and no
- *    more calls.
+ *    more calls; with a full window of cheap items, one result taken is enough room for
+ *    the source to be called again.
  */
 #include "common.h"
 
@@ -424,6 +425,53 @@ static void live_cancel(void)
     CHECK_OK(pmap_free(pool));
 }
 
+static uint64_t live_handed_out(struct live *l)
+{
+    pthread_mutex_lock(&l->m);
+    uint64_t n = l->next_id;
+    pthread_mutex_unlock(&l->m);
+    return n;
+}
+
+/* A consumer that takes one result and then waits for the source to be called again (a
+ * feedback loop: its next input depends on that call) is not left waiting while there is
+ * room, even though the pool hands room to the feeder in batches while items are cheap. */
+static void live_room_after_one_result(void)
+{
+    enum { CAP = 64 }; /* live_pool's capacity */
+    struct live l;
+    pmap_pool *pool = live_pool(&l);
+    pmap_result r;
+    live_release(&l, CAP + 1, false);
+    uint64_t t0 = now_ns();
+    while (live_handed_out(&l) < WARM + CAP && ms_since(t0) < LIVE_WAIT_MS)
+        sleep_ms(1);
+    CHECK(live_handed_out(&l) == WARM + CAP, "the source handed out %" PRIu64 " items, not a "
+                                             "full window of %d",
+          live_handed_out(&l) - WARM, CAP);
+    sleep_ms(50); /* the window is full: the feeder waits for room, the items finish */
+    CHECK(live_handed_out(&l) == WARM + CAP, "the source was called beyond the window");
+    CHECK_OK(pmap_next(pool, &r, FOREVER));
+    CHECK(r.index == WARM, "index %" PRIu64, r.index);
+    result_release(&r);
+    t0 = now_ns();
+    while (live_handed_out(&l) == WARM + CAP && ms_since(t0) < LIVE_WAIT_MS)
+        sleep_ms(1);
+    CHECK(live_handed_out(&l) == WARM + CAP + 1,
+          "one slot was free for %d ms, yet the source was not called for the item waiting "
+          "in it: the feeder waits for a batch of room the consumer may never free",
+          LIVE_WAIT_MS);
+    live_release(&l, 0, true);
+    for (uint64_t i = WARM + 1; i < WARM + CAP + 1; i++) {
+        CHECK_OK(pmap_next(pool, &r, FOREVER));
+        CHECK(r.index == i && r.status == PMAP_ITEM_OK, "index %" PRIu64 " status %d", r.index,
+              r.status);
+        result_release(&r);
+    }
+    CHECK_ST(pmap_next(pool, &r, FOREVER), PMAP_DONE);
+    CHECK_OK(pmap_free(pool));
+}
+
 /* Close with the source blocked in a call: the feeder stops pulling after that call. */
 static void live_close(void)
 {
@@ -473,6 +521,7 @@ int main(void)
     live_latency();
     live_cancel();
     live_close();
+    live_room_after_one_result();
     check_all_released();
     printf("source: ok\n");
     return 0;
