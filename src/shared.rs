@@ -974,7 +974,7 @@ impl<H: Handler> Shared<H> {
         }
         let mut limit = self.wait_limit(deadline)?;
         self.kick_workers_locked(&mut st);
-        if st.slots_taken() > 0 && self.sizer.wake_batch() > 1 {
+        if self.wakes_batched(&st) {
             limit = Some(limit.map_or(DEFERRAL_LIMIT, |d| d.min(DEFERRAL_LIMIT)));
         }
         st.consumers.enter();
@@ -993,6 +993,12 @@ impl<H: Handler> Shared<H> {
         self.consumers_waiting
             .store(st.consumers.waiting as usize, Ordering::SeqCst);
         Ok(st)
+    }
+
+    /// Whether `wakes` may hold a wake-up back for a batch now (cheap items in flight): a
+    /// thread that sleeps then bounds its sleep, as the batch may never come.
+    fn wakes_batched(&self, st: &StateOf<H>) -> bool {
+        st.slots_taken() > 0 && self.sizer.wake_batch() > 1
     }
 
     /// How long a call may sleep now: `None` = forever. Refuses to wait past the deadline
@@ -1033,8 +1039,7 @@ impl<H: Handler> Shared<H> {
             // Room comes in batches while cheap items are in flight (`wakes`), and a
             // batch may never come: the consumer may be waiting for what this source
             // call would bring. So the wait is bounded then.
-            let limit = (st.slots_taken() > 0 && self.sizer.wake_batch() > 1)
-                .then_some(ROOM_DEFERRAL_LIMIT);
+            let limit = self.wakes_batched(&st).then_some(ROOM_DEFERRAL_LIMIT);
             st.feeder.enter();
             let hint = &self.hints.room;
             let spun;
