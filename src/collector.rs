@@ -1,118 +1,109 @@
 //! The collector: where finished items wait until a consumer takes them.
 //!
-//! Ordered mode keeps a window indexed by sequence number: slot `i - head` holds item `i`.
-//! Every item in the window is in flight, and admission never lets more than `capacity`
-//! items be in flight, so the window never spans more than `capacity` slots: a slow head
-//! item stalls admission upstream instead of growing this buffer. Unordered mode is a
-//! plain FIFO of finished items. Both are only touched under the pool's state lock.
+//! Ordered mode reads the pool's ring (`ring.rs`), where slot `i` holds item `i`'s outcome:
+//! every item there is in flight, and admission never lets more than `capacity` items be
+//! in flight, so the ring never needs more than `capacity` slots: a slow head item stalls
+//! admission upstream instead of growing this buffer. Unordered mode is a plain FIFO of
+//! finished items. The collector's own state is only touched under the pool's state lock.
 
 use std::collections::VecDeque;
 
 use crate::handler::Finished;
+use crate::ring::Ring;
+
+/// Where ordered outcomes wait: slot `i` of the pool's [`Ring`] holds item `i`'s.
+pub(crate) type Window<I, O> = Ring<Finished<I, O>>;
 
 pub(crate) enum Collector<I, O> {
     Ordered {
         /// Index of the next item to hand back.
         head: u64,
-        /// `window[k]` holds item `head + k` once it has finished.
-        window: VecDeque<Option<Finished<I, O>>>,
-        /// How many slots from the front are filled: what `pop_ready` can hand out in a
-        /// row. Each slot is scanned once, when the run reaches it.
-        ready: usize,
+        /// Items `head .. ready_end` are known to have finished: what `pop_ready` can
+        /// hand out in a row. Each slot is looked at once while it is not yet known full.
+        ready_end: u64,
     },
     Unordered(VecDeque<Finished<I, O>>),
 }
 
 impl<I, O> Collector<I, O> {
     pub(crate) fn new(ordered: bool, capacity: usize) -> Self {
-        // Reserve a modest start; the window grows to at most `capacity` on its own.
-        let start = capacity.min(1024);
         if ordered {
             Collector::Ordered {
                 head: 0,
-                window: VecDeque::with_capacity(start),
-                ready: 0,
+                ready_end: 0,
             }
         } else {
-            Collector::Unordered(VecDeque::with_capacity(start))
+            // Reserve a modest start; the queue grows to at most `capacity` on its own.
+            Collector::Unordered(VecDeque::with_capacity(capacity.min(1024)))
         }
     }
 
-    /// Store a finished item. Returns true when it made a result ready to hand back.
-    pub(crate) fn insert(&mut self, outcome: Finished<I, O>) -> bool {
+    /// Store a finished item whose index the caller owns (under the state lock). Workers
+    /// of an ordered pool store theirs into `window` directly, without the lock.
+    pub(crate) fn insert(&mut self, window: &Window<I, O>, outcome: Finished<I, O>) {
         match self {
-            Collector::Ordered {
-                head,
-                window,
-                ready,
-            } => {
-                let pos = usize::try_from(outcome.index - *head)
-                    .expect("an item in flight lies inside the window");
-                if pos >= window.len() {
-                    // Usually pos == len: a worker's round arrives in index order.
-                    window.resize_with(pos, || None);
-                    window.push_back(Some(outcome));
-                } else {
-                    debug_assert!(
-                        window[pos].is_none(),
-                        "index {} stored twice",
-                        outcome.index
-                    );
-                    window[pos] = Some(outcome);
-                }
-                if pos != *ready {
-                    return false;
-                }
-                while *ready < window.len() && window[*ready].is_some() {
-                    *ready += 1;
-                }
-                true
+            Collector::Ordered { .. } => {
+                // SAFETY: the caller owns the index: it is in flight with no outcome yet.
+                unsafe { window.put(outcome.index, outcome) };
             }
-            Collector::Unordered(queue) => {
-                queue.push_back(outcome);
-                true
-            }
+            Collector::Unordered(queue) => queue.push_back(outcome),
         }
     }
 
     /// Take the next result a consumer may have, if it is ready.
-    pub(crate) fn pop_ready(&mut self) -> Option<Finished<I, O>> {
+    pub(crate) fn pop_ready(&mut self, window: &Window<I, O>) -> Option<Finished<I, O>> {
         match self {
-            Collector::Ordered {
-                head,
-                window,
-                ready,
-            } => {
-                if *ready == 0 {
-                    return None;
+            Collector::Ordered { head, ready_end } => {
+                if *ready_end == *head {
+                    if !window.is_full(*head) {
+                        return None;
+                    }
+                    *ready_end += 1;
                 }
-                *ready -= 1;
+                // SAFETY: `head` is in flight and seen full; the caller holds the state lock.
+                let outcome = unsafe { window.take(*head) };
                 *head += 1;
-                window.pop_front().flatten()
+                Some(outcome)
             }
             Collector::Unordered(queue) => queue.pop_front(),
         }
     }
 
-    /// How many results `pop_ready` would return in a row.
-    pub(crate) fn ready_len(&self) -> usize {
+    /// How many results `pop_ready` would return in a row. `in_flight` bounds the scan
+    /// (indices past it have no outcome).
+    pub(crate) fn ready_len(&mut self, window: &Window<I, O>, in_flight: u64) -> usize {
         match self {
-            Collector::Ordered { ready, .. } => *ready,
+            Collector::Ordered { head, ready_end } => {
+                let end = *head + in_flight;
+                while *ready_end < end && window.is_full(*ready_end) {
+                    *ready_end += 1;
+                }
+                (*ready_end - *head) as usize
+            }
             Collector::Unordered(queue) => queue.len(),
         }
     }
 
-    /// Remove every stored result, ready or not (used when the pool is freed).
-    pub(crate) fn take_all(&mut self) -> Vec<Finished<I, O>> {
+    /// Remove every stored result, ready or not, of the `in_flight` items after the head
+    /// (used when the pool is freed).
+    pub(crate) fn take_all(
+        &mut self,
+        window: &Window<I, O>,
+        in_flight: u64,
+    ) -> Vec<Finished<I, O>> {
         match self {
-            Collector::Ordered {
-                head,
-                window,
-                ready,
-            } => {
-                *ready = 0;
-                *head += window.len() as u64;
-                window.drain(..).flatten().collect()
+            Collector::Ordered { head, ready_end } => {
+                let end = *head + in_flight;
+                let mut all = Vec::new();
+                for index in *head..end {
+                    if window.is_full(index) {
+                        // SAFETY: in flight, seen full, under the state lock.
+                        all.push(unsafe { window.take(index) });
+                    }
+                }
+                *head = end;
+                *ready_end = end;
+                all
             }
             Collector::Unordered(queue) => queue.drain(..).collect(),
         }
@@ -128,52 +119,77 @@ mod tests {
         Finished::ran(index, index, 0, Ok(index * 10))
     }
 
-    #[test]
-    fn ordered_releases_only_the_head() {
-        let mut c = Collector::new(true, 8);
-        assert!(!c.insert(done(2)));
-        assert!(!c.insert(done(1)));
-        assert_eq!(c.ready_len(), 0);
-        assert!(c.pop_ready().is_none());
-        assert_eq!(c.ready_len(), 0);
-        assert!(c.insert(done(0)));
-        assert_eq!(
-            c.ready_len(),
-            3,
-            "the gap closed: 0, 1 and 2 are ready in a row"
-        );
-        let got: Vec<u64> = std::iter::from_fn(|| c.pop_ready())
-            .map(|o| o.index)
-            .collect();
-        assert_eq!(got, vec![0, 1, 2]);
-        assert!(c.insert(done(3)), "the next head is ready at once");
-        assert!(!c.insert(done(5)));
-        assert_eq!(c.ready_len(), 1, "5 waits behind the gap at 4");
-        assert!(c.pop_ready().is_some());
-        assert!(c.pop_ready().is_none());
+    fn window(capacity: usize) -> Window<u64, u64> {
+        let w = Window::new(capacity);
+        w.reserve(0, capacity as u64);
+        w
     }
 
     #[test]
-    fn ordered_window_never_exceeds_the_span_in_flight() {
+    fn ordered_releases_only_the_head() {
+        let w = window(8);
+        let mut c = Collector::new(true, 8);
+        c.insert(&w, done(2));
+        c.insert(&w, done(1));
+        assert_eq!(c.ready_len(&w, 3), 0);
+        assert!(c.pop_ready(&w).is_none());
+        c.insert(&w, done(0));
+        assert_eq!(
+            c.ready_len(&w, 3),
+            3,
+            "the gap closed: 0, 1 and 2 are ready in a row"
+        );
+        let got: Vec<u64> = std::iter::from_fn(|| c.pop_ready(&w))
+            .map(|o| o.index)
+            .collect();
+        assert_eq!(got, vec![0, 1, 2]);
+        c.insert(&w, done(3));
+        assert_eq!(c.ready_len(&w, 1), 1, "the next head is ready at once");
+        c.insert(&w, done(5));
+        assert_eq!(c.ready_len(&w, 3), 1, "5 waits behind the gap at 4");
+        assert!(c.pop_ready(&w).is_some());
+        assert!(c.pop_ready(&w).is_none());
+    }
+
+    #[test]
+    fn ordered_slots_are_reused_after_the_head_passes() {
+        let w = window(4);
         let mut c = Collector::new(true, 4);
         // Items 1..4 finish while 0 is slow: the window spans exactly 4 slots.
         for i in 1..4 {
-            c.insert(done(i));
+            c.insert(&w, done(i));
         }
-        if let Collector::Ordered { window, .. } = &c {
-            assert_eq!(window.len(), 4);
+        c.insert(&w, done(0));
+        assert_eq!(std::iter::from_fn(|| c.pop_ready(&w)).count(), 4);
+        // Items 4..8 take the same four slots.
+        for i in (4..8).rev() {
+            c.insert(&w, done(i));
         }
-        c.insert(done(0));
-        assert_eq!(std::iter::from_fn(|| c.pop_ready()).count(), 4);
+        let got: Vec<u64> = std::iter::from_fn(|| c.pop_ready(&w))
+            .map(|o| o.index)
+            .collect();
+        assert_eq!(got, vec![4, 5, 6, 7]);
+    }
+
+    #[test]
+    fn the_scan_stops_at_the_items_in_flight() {
+        // Every slot full: the scan must not wrap round to the head again.
+        let w = window(4);
+        let mut c = Collector::new(true, 4);
+        for i in 0..4 {
+            c.insert(&w, done(i));
+        }
+        assert_eq!(c.ready_len(&w, 4), 4);
     }
 
     #[test]
     fn unordered_is_fifo_of_completion() {
+        let w = Window::new(1);
         let mut c = Collector::new(false, 4);
         for i in [3, 0, 2] {
-            assert!(c.insert(done(i)));
+            c.insert(&w, done(i));
         }
-        let got: Vec<u64> = std::iter::from_fn(|| c.pop_ready())
+        let got: Vec<u64> = std::iter::from_fn(|| c.pop_ready(&w))
             .map(|o| o.index)
             .collect();
         assert_eq!(got, vec![3, 0, 2]);
@@ -181,12 +197,13 @@ mod tests {
 
     #[test]
     fn take_all_returns_every_stored_result_including_gaps() {
+        let w = window(8);
         let mut c = Collector::new(true, 8);
-        c.insert(done(1));
-        c.insert(Finished::cancelled(3, 3));
-        let all = c.take_all();
+        c.insert(&w, done(1));
+        c.insert(&w, Finished::cancelled(3, 3));
+        let all = c.take_all(&w, 4);
         assert_eq!(all.len(), 2);
         assert_eq!(all[1].status(), ItemStatus::Cancelled);
-        assert_eq!(c.ready_len(), 0);
+        assert_eq!(c.ready_len(&w, 0), 0);
     }
 }

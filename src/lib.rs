@@ -15,6 +15,7 @@ pub mod ffi;
 pub mod handler;
 mod outbox;
 mod pool;
+mod ring;
 mod shared;
 mod spin;
 pub mod stats;

@@ -8,13 +8,13 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use crate::chunk::Sizer;
-use crate::collector::Collector;
+use crate::collector::{Collector, Window};
 use crate::config::Resolved;
 use crate::handler::{Finished, Handler, Outcome, Pulled};
 use crate::outbox::{Outbox, handshake_fence};
 use crate::pool::Error;
 use crate::spin::{Backoff, SPIN_LIMIT, spin_until};
-use crate::stats::{Outcomes, Stats};
+use crate::stats::{Outcomes, Stats, Tally};
 use crate::status::{ItemStatus, Status};
 use crate::sync::{
     AtomicBool, AtomicU64, AtomicUsize, Condvar, Mutex, MutexGuard, Padded, lock, set_if_changed,
@@ -108,7 +108,8 @@ struct State<I, O> {
     submitted: u64,
     /// Outcomes handed back by `next`.
     delivered: u64,
-    /// Outcomes stored in the collector so far (delivered ones included).
+    /// Outcomes stored in the collector under this lock so far (delivered ones included).
+    /// An ordered pool's workers count theirs in their `Tally` instead.
     produced: u64,
     closed: bool,
     cancelled: bool,
@@ -139,7 +140,11 @@ struct State<I, O> {
     producers: Sleepers,
     /// The feeder, waiting on `feeder_room`.
     feeder: Sleepers,
+    /// The outcomes counted in `produced`, by status.
     outcomes: Outcomes,
+    /// The outcomes handed back by `next`, by status: `stats` never reports fewer, even
+    /// while a worker's count of an outcome it just stored is on its way.
+    delivered_outcomes: Outcomes,
     /// How each kind of waiter's recent spins went (`spin_instead_of_park`).
     worker_spins: Box<[Backoff]>,
     consumer_spins: Backoff,
@@ -207,11 +212,6 @@ impl<I, O> State<I, O> {
         (self.closed || self.cancelled) && self.slots_taken() == 0
     }
 
-    /// Every index given out has an outcome (so the feeder holds no reservation).
-    fn is_settled(&self) -> bool {
-        self.produced == self.submitted
-    }
-
     fn backoff(&mut self, spinner: Spinner) -> &mut Backoff {
         match spinner {
             Spinner::Worker(id) => &mut self.worker_spins[id as usize],
@@ -228,6 +228,7 @@ pub(crate) struct Shared<H: Handler> {
     capacity: usize,
     fail_fast: bool,
     workers: usize,
+    ordered: bool,
     state: Padded<Mutex<StateOf<H>>>,
     /// Consumers wait here for a ready outcome or for the end.
     ready: Condvar,
@@ -247,8 +248,14 @@ pub(crate) struct Shared<H: Handler> {
     busy_ns: Padded<AtomicU64>,
     /// Decides how many items go into one task.
     pub(crate) sizer: Padded<Sizer>,
-    /// One per worker: finished outcomes not yet published to the collector.
+    /// One per worker of an unordered pool: finished outcomes not yet published to the
+    /// collector.
     outboxes: Box<[Padded<Outbox<FinishedOf<H>>>]>,
+    /// An ordered pool's outcomes, each in its index's slot (`ring.rs`): workers store
+    /// theirs there at once, without the lock. Unused (and never allocated) when unordered.
+    window: Window<H::Item, H::Output>,
+    /// One per worker: what it stored into `window`.
+    tallies: Box<[Padded<Tally>]>,
     /// Mirror of `State::consumers_waiting` for the outbox handshake.
     consumers_waiting: Padded<AtomicUsize>,
     /// Set by close and cancel: the feeder must not call the source again.
@@ -325,6 +332,7 @@ impl<H: Handler> Shared<H> {
             capacity: cfg.capacity,
             fail_fast: cfg.fail_fast,
             workers: cfg.workers,
+            ordered: cfg.ordered,
             state: Padded(Mutex::new(State {
                 submitted: 0,
                 delivered: 0,
@@ -345,6 +353,7 @@ impl<H: Handler> Shared<H> {
                 producers: Sleepers::default(),
                 feeder: Sleepers::default(),
                 outcomes: Outcomes::default(),
+                delivered_outcomes: Outcomes::default(),
                 worker_spins: (0..cfg.workers).map(|_| Backoff::default()).collect(),
                 consumer_spins: Backoff::default(),
                 feeder_spins: Backoff::default(),
@@ -360,8 +369,10 @@ impl<H: Handler> Shared<H> {
             busy_ns: Padded(AtomicU64::new(0)),
             sizer: Padded(sizer),
             outboxes: (0..cfg.workers)
-                .map(|_| Padded(Outbox::new(max_round)))
+                .map(|_| Padded(Outbox::new(if cfg.ordered { 1 } else { max_round })))
                 .collect(),
+            window: Window::new(if cfg.ordered { cfg.capacity } else { 1 }),
+            tallies: (0..cfg.workers).map(|_| Padded(Tally::new())).collect(),
             consumers_waiting: Padded(AtomicUsize::new(0)),
             stop_pulling: AtomicBool::new(false),
             full: Padded(AtomicBool::new(false)),
@@ -415,6 +426,7 @@ impl<H: Handler> Shared<H> {
                     Err(Error::new(Status::Closed, "the input is closed")),
                 );
             }
+            let first = st.submitted;
             while st.has_room(self.capacity) {
                 let Some(item) = items.next() else {
                     break;
@@ -424,6 +436,7 @@ impl<H: Handler> Shared<H> {
                 self.enqueue_locked(&mut st, index, item);
                 accepted += 1;
             }
+            self.reserve_window(first, st.submitted - first);
             self.update_full(&st);
             if items.peek().is_none() {
                 self.unlock_and_wake(st);
@@ -449,10 +462,11 @@ impl<H: Handler> Shared<H> {
         loop {
             let mut got = 0;
             while got < max {
-                match st.collector.pop_ready() {
-                    Some(outcome) => sink(outcome.into()),
-                    None => break,
-                }
+                let Some(outcome) = st.collector.pop_ready(&self.window) else {
+                    break;
+                };
+                st.delivered_outcomes.count(outcome.status());
+                sink(outcome.into());
                 got += 1;
             }
             if got > 0 {
@@ -486,11 +500,13 @@ impl<H: Handler> Shared<H> {
     pub(crate) fn stats(&self) -> Stats {
         let st = lock(&self.state);
         let submitted = st.submitted - st.feeder_unsent;
+        let stored = self.stored_outcomes(&st);
+        let handed_back = st.delivered_outcomes;
         Stats {
             submitted,
-            succeeded: st.outcomes.succeeded,
-            failed: st.outcomes.failed,
-            cancelled: st.outcomes.cancelled,
+            succeeded: stored.succeeded.max(handed_back.succeeded),
+            failed: stored.failed.max(handed_back.failed),
+            cancelled: stored.cancelled.max(handed_back.cancelled),
             in_flight: submitted - st.delivered,
             workers: self.workers as u32,
             elapsed_ns: self.started.elapsed().as_nanos() as u64,
@@ -506,10 +522,11 @@ impl<H: Handler> Shared<H> {
             let mut st = lock(&self.state);
             self.cancel_locked(&mut st);
             st.freeing = true;
-            while !st.is_settled() {
+            while !self.is_settled(&st) {
                 st = self.settled.wait(st).unwrap_or_else(|p| p.into_inner());
             }
-            let leftovers = st.collector.take_all();
+            let in_flight = st.slots_taken();
+            let leftovers = st.collector.take_all(&self.window, in_flight);
             st.delivered += leftovers.len() as u64;
             leftovers
         };
@@ -521,6 +538,38 @@ impl<H: Handler> Shared<H> {
         }
         lock(&self.state).shutdown = true;
         self.work.notify_all();
+    }
+
+    /// Every outcome stored so far, by status: under the lock, plus the workers' tallies.
+    fn stored_outcomes(&self, st: &StateOf<H>) -> Outcomes {
+        let mut all = st.outcomes;
+        if self.ordered {
+            for tally in self.tallies.iter() {
+                let t = tally.read();
+                all.succeeded += t.succeeded;
+                all.failed += t.failed;
+                all.cancelled += t.cancelled;
+            }
+        }
+        all
+    }
+
+    /// Every index given out has an outcome stored (so the feeder holds no reservation
+    /// and no worker will store another).
+    fn is_settled(&self, st: &StateOf<H>) -> bool {
+        let tallied: u64 = if self.ordered {
+            self.tallies.iter().map(|t| t.read().total()).sum()
+        } else {
+            0
+        };
+        st.produced + tallied == st.submitted
+    }
+
+    /// Make sure the ring has slots for the indices just given out (ordered pools).
+    fn reserve_window(&self, first: u64, count: u64) {
+        if self.ordered {
+            self.window.reserve(first, count);
+        }
     }
 
     pub(crate) fn addr(&self) -> usize {
@@ -553,12 +602,7 @@ impl<H: Handler> Shared<H> {
         started: &mut Instant,
     ) -> Option<u64> {
         let mut st = lock(&self.state);
-        // SAFETY: takers hold the state lock.
-        unsafe {
-            self.outboxes[worker as usize].take_all(|o| {
-                self.count_and_insert(&mut st, o);
-            })
-        };
+        self.publish_locked(&mut st, worker);
         // This worker's timer while it is the poller.
         let mut poll: Option<Duration> = None;
         // A worker takes the poller's role at most once per call, so a stalled pool
@@ -744,17 +788,13 @@ impl<H: Handler> Shared<H> {
     /// round ends if a consumer is waiting and a wake-up's worth has gathered (the
     /// worker's half of the outbox handshake; see `wait_consumer` for the consumer's).
     pub(crate) fn finish(&self, worker: u32, outcome: FinishedOf<H>) {
-        let outbox = &self.outboxes[worker as usize];
-        let held = match outbox.push(outcome) {
-            Ok(held) => held,
-            Err(outcome) => {
-                // Only if the sizer's bound on a round were broken: publish to make room.
-                self.publish(worker);
-                outbox
-                    .push(outcome)
-                    .ok()
-                    .expect("a published outbox has room")
-            }
+        let held = if self.ordered {
+            let status = outcome.status();
+            // SAFETY: this worker took the index from the queue and stores its one outcome.
+            unsafe { self.window.put(outcome.index, outcome) };
+            self.tallies[worker as usize].count(status)
+        } else {
+            self.push_to_outbox(worker, outcome)
         };
         // Below a wake-up's worth a waiting consumer changes nothing here, so the fence
         // is skipped: with cheap items that is nearly every push.
@@ -766,23 +806,58 @@ impl<H: Handler> Shared<H> {
         }
     }
 
-    /// Move a worker's outbox into the collector.
+    /// Leave an unordered pool's outcome in the worker's outbox; returns how many wait there.
+    fn push_to_outbox(&self, worker: u32, outcome: FinishedOf<H>) -> usize {
+        let outbox = &self.outboxes[worker as usize];
+        match outbox.push(outcome) {
+            Ok(held) => held,
+            Err(outcome) => {
+                // Only if the sizer's bound on a round were broken: publish to make room.
+                self.publish(worker);
+                outbox
+                    .push(outcome)
+                    .ok()
+                    .expect("a published outbox has room")
+            }
+        }
+    }
+
+    /// Make a worker's finished outcomes count for whoever waits: wake them if due.
     pub(crate) fn publish(&self, worker: u32) {
-        if self.outboxes[worker as usize].is_empty() {
+        if self.outboxes[worker as usize].is_empty() && !self.ordered {
             return;
         }
         let mut st = lock(&self.state);
-        // SAFETY: takers hold the state lock.
-        unsafe {
-            self.outboxes[worker as usize].take_all(|o| {
-                self.count_and_insert(&mut st, o);
-            })
-        };
+        self.publish_locked(&mut st, worker);
         self.unlock_and_wake(st);
     }
 
-    /// Take every worker's unpublished outcomes into the collector; returns how many.
+    /// Move a worker's outbox into the collector (unordered); an ordered pool's outcomes
+    /// are in the ring already, and taking the lock is what publishes them.
+    fn publish_locked(&self, st: &mut StateOf<H>, worker: u32) {
+        if self.ordered {
+            self.tallies[worker as usize].published();
+            return;
+        }
+        // SAFETY: takers hold the state lock (the caller does).
+        unsafe {
+            self.outboxes[worker as usize].take_all(|o| {
+                self.count_and_insert(st, o);
+            })
+        };
+    }
+
+    /// Look for results finished since the last look: take every worker's unpublished
+    /// outcomes into the collector (unordered), or see whether the head's outcome has
+    /// been stored (ordered). Returns how many are ready to hand back.
     fn steal_locked(&self, st: &mut StateOf<H>) -> usize {
+        if self.ordered {
+            // The consumer's half of the handshake: after announcing its wait, it reads
+            // the slots (the worker stores a slot, fences, then reads the waiting count).
+            handshake_fence();
+            let in_flight = st.slots_taken();
+            return st.collector.ready_len(&self.window, in_flight);
+        }
         self.outboxes
             .iter()
             .map(|outbox| {
@@ -804,24 +879,13 @@ impl<H: Handler> Shared<H> {
         }
     }
 
+    /// Count and store an outcome under the lock. Returns whether the item failed.
     fn count_and_insert(&self, st: &mut StateOf<H>, outcome: FinishedOf<H>) -> bool {
-        let failed = match outcome.status() {
-            ItemStatus::Ok => {
-                st.outcomes.succeeded += 1;
-                false
-            }
-            ItemStatus::Failed | ItemStatus::SourceFailed => {
-                st.outcomes.failed += 1;
-                true
-            }
-            ItemStatus::Cancelled => {
-                st.outcomes.cancelled += 1;
-                false
-            }
-        };
+        let status = outcome.status();
+        st.outcomes.count(status);
         st.produced += 1;
-        st.collector.insert(outcome);
-        failed
+        st.collector.insert(&self.window, outcome);
+        matches!(status, ItemStatus::Failed | ItemStatus::SourceFailed)
     }
 
     fn store_locked(&self, st: &mut StateOf<H>, outcome: FinishedOf<H>) {
@@ -885,7 +949,8 @@ impl<H: Handler> Shared<H> {
             if st.is_done() {
                 due = Notify::All;
             } else {
-                let ready = st.collector.ready_len();
+                let in_flight = st.slots_taken();
+                let ready = st.collector.ready_len(&self.window, in_flight);
                 if ready > 0 && (ready >= self.sizer.wake_batch() || st.queue.is_empty()) {
                     due = Notify::One;
                 }
@@ -910,12 +975,14 @@ impl<H: Handler> Shared<H> {
             // wake the feeder once per item.
             let room = self.capacity as u64 - st.slots_taken();
             let batch = self.sizer.wake_batch();
-            let starving = st.queue.is_empty() && st.collector.ready_len() < batch;
+            let in_flight = st.slots_taken();
+            let ready = st.collector.ready_len(&self.window, in_flight);
+            let starving = st.queue.is_empty() && ready < batch;
             let due = ending || room >= batch as u64 || (room > 0 && starving);
             Hints::set(&self.hints.room, due);
             w.feeder = due && st.feeder.signal(Notify::One) == Notify::One;
         }
-        w.settled = st.freeing && st.is_settled();
+        w.settled = st.freeing && self.is_settled(st);
         w
     }
 
@@ -1032,6 +1099,7 @@ impl<H: Handler> Shared<H> {
                 let len = room.min(self.sizer.task_len());
                 let first = st.submitted;
                 st.submitted += len as u64;
+                self.reserve_window(first, len as u64);
                 st.feeder_unsent = len as u64;
                 st.inbox_first = first;
                 return Some((first, len));
@@ -1102,6 +1170,7 @@ impl<H: Handler> Shared<H> {
             Some(Pulled::Failed(code)) => {
                 let index = st.submitted;
                 st.submitted += 1;
+                self.reserve_window(index, 1);
                 st.closed = true;
                 self.stop_pulling.store(true, Ordering::Release);
                 self.store_locked(&mut st, Finished::source_failed(index, code));

@@ -1,5 +1,10 @@
 //! Counters of a pool, read as one consistent snapshot.
 
+use std::sync::atomic::Ordering;
+
+use crate::status::ItemStatus;
+use crate::sync::{AtomicU64, AtomicUsize};
+
 /// A snapshot of a pool's counters.
 ///
 /// `succeeded + failed + cancelled` counts the items that have an outcome so far; once
@@ -30,4 +35,72 @@ pub(crate) struct Outcomes {
     pub succeeded: u64,
     pub failed: u64,
     pub cancelled: u64,
+}
+
+impl Outcomes {
+    /// Count one outcome of `status`.
+    pub(crate) fn count(&mut self, status: ItemStatus) {
+        match status {
+            ItemStatus::Ok => self.succeeded += 1,
+            ItemStatus::Failed | ItemStatus::SourceFailed => self.failed += 1,
+            ItemStatus::Cancelled => self.cancelled += 1,
+        }
+    }
+
+    pub(crate) fn total(&self) -> u64 {
+        self.succeeded + self.failed + self.cancelled
+    }
+}
+
+/// The outcomes one worker of an ordered pool stored into the ring (without the state
+/// lock), counted by that worker alone. Each count is stored (release) after the outcome
+/// it counts, so whoever reads a count (acquire) finds those outcomes in the ring.
+pub(crate) struct Tally {
+    succeeded: AtomicU64,
+    failed: AtomicU64,
+    cancelled: AtomicU64,
+    /// Stored since the worker last took the state lock (its wake-up decisions).
+    unpublished: AtomicUsize,
+}
+
+impl Tally {
+    pub(crate) fn new() -> Self {
+        Tally {
+            succeeded: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            cancelled: AtomicU64::new(0),
+            unpublished: AtomicUsize::new(0),
+        }
+    }
+
+    /// Count an outcome just stored; returns how many are unpublished now. Only the
+    /// owning worker calls this, so a load and a store replace a read-modify-write.
+    pub(crate) fn count(&self, status: ItemStatus) -> usize {
+        let counter = match status {
+            ItemStatus::Ok => &self.succeeded,
+            ItemStatus::Failed | ItemStatus::SourceFailed => &self.failed,
+            ItemStatus::Cancelled => &self.cancelled,
+        };
+        counter.store(counter.load(Ordering::Relaxed) + 1, Ordering::Release);
+        let unpublished = self.unpublished.load(Ordering::Relaxed) + 1;
+        self.unpublished.store(unpublished, Ordering::Relaxed);
+        unpublished
+    }
+
+    /// The worker took the state lock: whoever waits has been considered.
+    pub(crate) fn published(&self) -> usize {
+        let n = self.unpublished.load(Ordering::Relaxed);
+        if n > 0 {
+            self.unpublished.store(0, Ordering::Relaxed);
+        }
+        n
+    }
+
+    pub(crate) fn read(&self) -> Outcomes {
+        Outcomes {
+            succeeded: self.succeeded.load(Ordering::Acquire),
+            failed: self.failed.load(Ordering::Acquire),
+            cancelled: self.cancelled.load(Ordering::Acquire),
+        }
+    }
 }
