@@ -68,8 +68,10 @@ CAL=$(for _ in 1 2 3; do "$B" calibrate; done | sort -g | tail -n 1)
 # settings that differ from the defaults (ordered, default workers and capacity).
 specs() {
     local q=$QUICK
-    local nt=1000000 n1=200000 nsk=20000 n100=4000 nsl=1280
-    if [ "$q" = 1 ]; then nt=200000 n1=40000 nsk=5000 n100=1000 nsl=320; fi
+    # Trivial runs are long enough (tens of ms at ~10 ns/item) that thread start-up and
+    # one preemption do not decide the median.
+    local nt=5000000 n1=200000 nsk=20000 n100=4000 nsl=1280
+    if [ "$q" = 1 ]; then nt=1000000 n1=40000 nsk=5000 n100=1000 nsl=320; fi
     local P="pmap-single pmap-single-drain pmap-batch pmap-source pmap-source-batch pmap-threads pmap-threads-batch"
     for g in "trivial trivial $nt" "spin1us spin:1000 $n1" "spin100us spin:100000 $n100"; do
         set -- $g
