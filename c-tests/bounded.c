@@ -10,6 +10,10 @@
  * the reorder buffer: capacity 4, item 0 is held for 200 ms, items 1..3 finish at once; a
  * fifth submit (timeout 0 or 10 ms) is PMAP_TIMEOUT until item 0 is handed back. In
  * unordered mode the finished items come out while item 0 still runs.
+ *
+ * Part 3: a producer blocked for room is not left waiting while there is room. While items
+ * are cheap the pool hands room out in batches; a consumer that takes one result and then
+ * waits for the producer's next item (a feedback loop) must still get it.
  */
 #include "common.h"
 
@@ -206,6 +210,80 @@ static void head_of_line(bool ordered)
     gate_destroy(&g_head);
 }
 
+struct feeder_thread {
+    pmap_pool *pool;
+    struct item **items;
+    uint64_t n;
+    atomic_ullong submitted;
+};
+
+static void *produce_blocking(void *arg)
+{
+    struct feeder_thread *f = arg;
+    for (uint64_t i = 0; i < f->n; i++) {
+        CHECK_OK(pmap_submit(f->pool, f->items[i], FOREVER));
+        atomic_store(&f->submitted, i + 1);
+    }
+    return NULL;
+}
+
+static void producer_room_after_one_result(void)
+{
+    enum { CAP = 64, WARM = 3000, WAIT_MS = 3000 };
+    pmap_options o = test_opts(work_basic, NULL, 2, CAP, true);
+    pmap_pool *pool = test_pool(&o);
+    pmap_result r;
+    /* Cheap items first, so the pool measures them and batches its wake-ups. */
+    uint64_t taken = 0;
+    for (uint64_t i = 0; i < WARM; i++) {
+        struct item *it = item_new(i);
+        while (pmap_submit(pool, it, NOWAIT) == PMAP_TIMEOUT) {
+            /* Refused (the item stays ours): make room. */
+            CHECK_OK(pmap_next(pool, &r, FOREVER));
+            CHECK(r.index == taken++, "warm-up index %" PRIu64, r.index);
+            result_release(&r);
+        }
+    }
+    while (taken < WARM) {
+        CHECK_OK(pmap_next(pool, &r, FOREVER));
+        CHECK(r.index == taken++, "warm-up index %" PRIu64, r.index);
+        result_release(&r);
+    }
+    struct feeder_thread f = {.pool = pool, .n = CAP + 1};
+    f.items = calloc(CAP + 1, sizeof *f.items);
+    for (uint64_t i = 0; i < CAP + 1; i++)
+        f.items[i] = item_new(WARM + i);
+    atomic_init(&f.submitted, 0);
+    pthread_t t = spawn(produce_blocking, &f);
+    uint64_t t0 = now_ns();
+    while (atomic_load(&f.submitted) < CAP && ms_since(t0) < WAIT_MS)
+        sleep_ms(1);
+    CHECK(atomic_load(&f.submitted) == CAP, "the producer submitted %llu, not a full window",
+          (unsigned long long)atomic_load(&f.submitted));
+    sleep_ms(50); /* the window is full: the producer waits for room, the items finish */
+    CHECK(atomic_load(&f.submitted) == CAP, "a submit went beyond the window");
+    CHECK_OK(pmap_next(pool, &r, FOREVER));
+    CHECK(r.index == WARM, "index %" PRIu64, r.index);
+    result_release(&r);
+    t0 = now_ns();
+    while (atomic_load(&f.submitted) == CAP && ms_since(t0) < WAIT_MS)
+        sleep_ms(1);
+    CHECK(atomic_load(&f.submitted) == CAP + 1,
+          "one slot was free for %d ms, yet the blocked producer did not take it: it waits "
+          "for a batch of room the consumer may never free",
+          WAIT_MS);
+    join(t);
+    for (uint64_t i = WARM + 1; i < WARM + CAP + 1; i++) {
+        CHECK_OK(pmap_next(pool, &r, FOREVER));
+        CHECK(r.index == i && r.status == PMAP_ITEM_OK, "index %" PRIu64, r.index);
+        result_release(&r);
+    }
+    CHECK_OK(pmap_close(pool));
+    CHECK_ST(pmap_next(pool, &r, FOREVER), PMAP_DONE);
+    CHECK_OK(pmap_free(pool));
+    free(f.items);
+}
+
 int main(void)
 {
     watchdog(40);
@@ -215,6 +293,7 @@ int main(void)
     measure(64, false, 20000);
     head_of_line(true);
     head_of_line(false);
+    producer_room_after_one_result();
     check_all_released();
     printf("bounded: ok\n");
     return 0;
