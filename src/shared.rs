@@ -1107,7 +1107,11 @@ impl<H: Handler> Shared<H> {
             }
             if st.has_room(self.capacity) {
                 let room = (self.capacity as u64 - st.slots_taken()) as usize;
-                let len = room.min(self.sizer.task_len());
+                // The longest a task can be, not the current task length: with items of a
+                // few µs a reservation of one task made the feeder run (and take a core
+                // from a worker) every few µs. Pulled items still reach the queue a task
+                // at a time (`push_pulled`).
+                let len = room.min(self.sizer.max_task_len());
                 let first = st.submitted;
                 st.submitted += len as u64;
                 self.reserve_window(first, len as u64);
