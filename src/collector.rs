@@ -119,6 +119,13 @@ mod tests {
         Finished::ran(index, index, 0, Ok(index * 10))
     }
 
+    /// The indices of every result ready in a row, taken.
+    fn pop_all(c: &mut Collector<u64, u64>, w: &Window<u64, u64>) -> Vec<u64> {
+        std::iter::from_fn(|| c.pop_ready(w))
+            .map(|o| o.index)
+            .collect()
+    }
+
     fn window(capacity: usize) -> Window<u64, u64> {
         let w = Window::new(capacity);
         w.reserve(0, capacity as u64);
@@ -139,9 +146,7 @@ mod tests {
             3,
             "the gap closed: 0, 1 and 2 are ready in a row"
         );
-        let got: Vec<u64> = std::iter::from_fn(|| c.pop_ready(&w))
-            .map(|o| o.index)
-            .collect();
+        let got = pop_all(&mut c, &w);
         assert_eq!(got, vec![0, 1, 2]);
         c.insert(&w, done(3));
         assert_eq!(c.ready_len(&w, 1), 1, "the next head is ready at once");
@@ -160,14 +165,12 @@ mod tests {
             c.insert(&w, done(i));
         }
         c.insert(&w, done(0));
-        assert_eq!(std::iter::from_fn(|| c.pop_ready(&w)).count(), 4);
+        assert_eq!(pop_all(&mut c, &w), vec![0, 1, 2, 3]);
         // Items 4..8 take the same four slots.
         for i in (4..8).rev() {
             c.insert(&w, done(i));
         }
-        let got: Vec<u64> = std::iter::from_fn(|| c.pop_ready(&w))
-            .map(|o| o.index)
-            .collect();
+        let got = pop_all(&mut c, &w);
         assert_eq!(got, vec![4, 5, 6, 7]);
     }
 
@@ -189,9 +192,7 @@ mod tests {
         for i in [3, 0, 2] {
             c.insert(&w, done(i));
         }
-        let got: Vec<u64> = std::iter::from_fn(|| c.pop_ready(&w))
-            .map(|o| o.index)
-            .collect();
+        let got = pop_all(&mut c, &w);
         assert_eq!(got, vec![3, 0, 2]);
     }
 
