@@ -15,18 +15,19 @@
 //!
 //! Large windows (up to 2^30 items) must not cost their whole size up front, so the ring
 //! is a table of segments, each allocated under the state lock the first time admission
-//! reaches it, and never moved afterwards.
+//! reaches it, and never moved afterwards. Segments double in length (1024 slots, then
+//! 2048, 4096 …), so a pool whose window is mostly empty holds about twice the slots it
+//! has used, whatever its capacity.
 
 use std::mem::MaybeUninit;
 use std::sync::OnceLock;
 use std::sync::atomic::Ordering;
 
-use crate::sync::{AtomicBool, RaceCell};
+use crate::sync::{AtomicBool, AtomicU64, RaceCell};
 
-/// Slots per segment, at least (a whole small ring is one segment).
-const MIN_SEGMENT: usize = 1024;
-/// Most segments: large rings use larger segments instead of a larger table.
-const MAX_SEGMENTS: usize = 1024;
+/// Slots in the first segment (a small ring is one segment); segment `k` has twice
+/// as many as segment `k - 1`.
+const FIRST_SEGMENT: usize = 1024;
 
 struct Slot<T> {
     full: AtomicBool,
@@ -40,7 +41,11 @@ pub(crate) struct Ring<T> {
     segments: Box<[OnceLock<Segment<T>>]>,
     /// `len - 1`; `len` is a power of two.
     mask: u64,
-    seg_bits: u32,
+    /// log2 of the first segment's length.
+    first_bits: u32,
+    /// Positions `0 .. reserved` have their segments (`len` once every one has). Indices
+    /// are given out in order, so admission rarely gets past this one comparison.
+    reserved: AtomicU64,
 }
 
 // SAFETY: values move between threads (`T: Send`). A slot's value is accessed only by
@@ -54,45 +59,73 @@ impl<T> Ring<T> {
     /// A ring for at most `capacity` items in flight.
     pub(crate) fn new(capacity: usize) -> Self {
         let len = capacity.max(1).next_power_of_two();
-        let seg_len = (len / MAX_SEGMENTS).max(MIN_SEGMENT).min(len);
+        let first = FIRST_SEGMENT.min(len);
+        // Segments 0..=k cover `first * (2^(k+1) - 1)` slots; the last is cut to fit.
+        let segments = (len / first).trailing_zeros() as usize + 1;
         Ring {
-            segments: (0..len / seg_len).map(|_| OnceLock::new()).collect(),
+            segments: (0..segments).map(|_| OnceLock::new()).collect(),
             mask: len as u64 - 1,
-            seg_bits: seg_len.trailing_zeros(),
+            first_bits: first.trailing_zeros(),
+            reserved: AtomicU64::new(0),
         }
+    }
+
+    /// The segment holding ring position `pos`, and that segment's first position.
+    #[inline]
+    fn locate(&self, pos: u64) -> (usize, u64) {
+        if pos >> self.first_bits == 0 {
+            // The whole ring of a default-sized pool: no arithmetic on the hot path.
+            return (0, 0);
+        }
+        let k = 63 - ((pos >> self.first_bits) + 1).leading_zeros();
+        (k as usize, ((1u64 << k) - 1) << self.first_bits)
+    }
+
+    /// The length of segment `k`, which starts at `start`.
+    fn segment_len(&self, k: usize, start: u64) -> u64 {
+        (1u64 << (k as u32 + self.first_bits)).min(self.mask + 1 - start)
     }
 
     /// Make sure the slots of indices `first .. first + count` exist. Called under the
     /// state lock when those indices are given out, so anyone who later learns one of
     /// them (through the lock) finds its segment.
     pub(crate) fn reserve(&self, first: u64, count: u64) {
-        if count == 0 {
+        let len = self.mask + 1;
+        // Only under the state lock: relaxed is enough.
+        let reserved = self.reserved.load(Ordering::Relaxed);
+        if count == 0 || reserved == len || first + count <= reserved {
             return;
         }
-        let len = self.mask + 1;
-        let seg_len = 1u64 << self.seg_bits;
         // Every segment the range touches, at most all of them once.
         let mut at = first;
         let end = first + count.min(len);
         while at < end {
-            let seg = ((at & self.mask) >> self.seg_bits) as usize;
-            self.segments[seg].get_or_init(|| {
-                (0..seg_len)
+            let pos = at & self.mask;
+            let (k, start) = self.locate(pos);
+            let len = self.segment_len(k, start);
+            self.segments[k].get_or_init(|| {
+                (0..len)
                     .map(|_| Slot {
                         full: AtomicBool::new(false),
                         value: RaceCell::new(MaybeUninit::uninit()),
                     })
                     .collect()
             });
-            at = (at | (seg_len - 1)) + 1;
+            at += start + len - pos;
+        }
+        if first <= reserved {
+            // The range extends the reserved prefix.
+            self.reserved
+                .store((first + count).min(len), Ordering::Relaxed);
         }
     }
 
     /// The slot of `index`, if admission ever reached its segment.
     fn try_slot(&self, index: u64) -> Option<&Slot<T>> {
         let pos = index & self.mask;
-        let seg = self.segments[(pos >> self.seg_bits) as usize].get()?;
-        Some(&seg[(pos & ((1u64 << self.seg_bits) - 1)) as usize])
+        let (k, start) = self.locate(pos);
+        let seg = self.segments[k].get()?;
+        Some(&seg[(pos - start) as usize])
     }
 
     fn slot(&self, index: u64) -> &Slot<T> {
@@ -162,21 +195,33 @@ impl<T> Drop for Ring<T> {
 mod tests {
     use super::*;
 
+    fn allocated(r: &Ring<u64>) -> Vec<usize> {
+        r.segments
+            .iter()
+            .map(|s| s.get().map_or(0, |seg| seg.len()))
+            .collect()
+    }
+
     #[test]
     fn slots_wrap_by_index_and_segments_appear_on_reserve() {
         let r: Ring<u64> = Ring::new(3000);
         assert_eq!(r.mask, 4095);
-        assert_eq!(r.segments.len(), 4);
+        assert_eq!(
+            allocated(&r),
+            vec![0, 0, 0],
+            "1024 + 2048 + 1024 (cut to fit)"
+        );
         r.reserve(1000, 24);
-        assert!(r.segments[0].get().is_some() && r.segments[1].get().is_none());
+        assert_eq!(allocated(&r), vec![1024, 0, 0]);
         // SAFETY: the test owns every index.
         unsafe {
             r.put(1000, 7);
             r.put(1023, 8);
         }
         r.reserve(4095, 2); // the last slot, then the first again
-        assert!(r.segments[3].get().is_some());
+        assert_eq!(allocated(&r), vec![1024, 0, 1024]);
         assert!(r.is_full(1000) && !r.is_full(1001));
+        assert!(!r.is_full(2000), "never reserved: no segment, not full");
         // SAFETY: seen full, only taker.
         assert_eq!(unsafe { r.take(1000) }, 7);
         assert!(!r.is_full(1000));
@@ -187,13 +232,39 @@ mod tests {
     }
 
     #[test]
-    fn huge_rings_use_few_large_segments() {
-        let r: Ring<u8> = Ring::new(1 << 30);
-        assert_eq!(r.segments.len(), MAX_SEGMENTS);
-        assert!(r.segments.iter().all(|s| s.get().is_none()));
-        let small: Ring<u8> = Ring::new(10);
+    fn every_position_has_one_slot() {
+        for capacity in [1, 5, 1024, 1025, 5000, 1 << 16] {
+            let r: Ring<u64> = Ring::new(capacity);
+            let len = r.mask + 1;
+            r.reserve(0, len);
+            assert_eq!(
+                allocated(&r).iter().sum::<usize>() as u64,
+                len,
+                "capacity {capacity}"
+            );
+            for pos in 0..len {
+                // SAFETY: the test owns every index, each stored once.
+                unsafe { r.put(pos, pos) };
+            }
+            for pos in 0..len {
+                // SAFETY: stored above, only taker.
+                assert_eq!(unsafe { r.take(pos) }, pos, "capacity {capacity}");
+            }
+        }
+    }
+
+    #[test]
+    fn huge_rings_allocate_what_is_used() {
+        let r: Ring<u64> = Ring::new(1 << 30);
+        assert_eq!(r.segments.len(), 21);
+        r.reserve(0, 10);
+        assert_eq!(allocated(&r).iter().sum::<usize>(), 1024);
+        r.reserve(10, 5000);
+        assert_eq!(allocated(&r).iter().sum::<usize>(), 1024 + 2048 + 4096);
+        let small: Ring<u64> = Ring::new(10);
         assert_eq!(small.segments.len(), 1);
-        assert_eq!(small.seg_bits, 4);
+        small.reserve(0, 16);
+        assert_eq!(allocated(&small), vec![16]);
     }
 
     #[test]
