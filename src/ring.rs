@@ -102,16 +102,16 @@ impl<T> Ring<T> {
         while at < end {
             let pos = at & self.mask;
             let (k, start) = self.locate(pos);
-            let len = self.segment_len(k, start);
+            let seg_len = self.segment_len(k, start);
             self.segments[k].get_or_init(|| {
-                (0..len)
+                (0..seg_len)
                     .map(|_| Slot {
                         full: AtomicBool::new(false),
                         value: RaceCell::new(MaybeUninit::uninit()),
                     })
                     .collect()
             });
-            at += start + len - pos;
+            at += start + seg_len - pos;
         }
         if first <= reserved {
             // The range extends the reserved prefix.
@@ -152,8 +152,8 @@ impl<T> Ring<T> {
         slot.full.store(true, Ordering::Release);
     }
 
-    /// Whether `index`'s outcome is stored. False for an index not in flight: its slot
-    /// was emptied when the outcome before it was taken, or never allocated.
+    /// Whether `index`'s outcome is stored. False for an index not in flight: its slot was
+    /// emptied when the outcome of the index `len` before it was taken, or never allocated.
     pub(crate) fn is_full(&self, index: u64) -> bool {
         self.try_slot(index)
             .is_some_and(|slot| slot.full.load(Ordering::Acquire))
