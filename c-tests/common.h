@@ -573,7 +573,8 @@ static inline int count_tasks_named(const char *prefix)
     return c;
 }
 
-/* The SigBlk mask of thread `tid` (bit sig-1 set = blocked). Returns false if it is gone. */
+/* The SigBlk mask of thread `tid` (bit sig-1 set = blocked). Returns false if it is gone
+ * or exiting. */
 static inline bool task_sigblk(int tid, uint64_t *mask)
 {
     char path[96], line[256];
@@ -583,6 +584,10 @@ static inline bool task_sigblk(int tid, uint64_t *mask)
         return false;
     bool found = false;
     while (fgets(line, sizeof line, f)) {
+        /* A thread that is exiting (zombie or dead) has let go of its signal state, and
+         * the kernel then reports an empty mask: that thread has nothing to check. */
+        if (strncmp(line, "State:", 6) == 0 && strpbrk(line + 6, "ZX") != NULL)
+            break;
         if (strncmp(line, "SigBlk:", 7) == 0) {
             *mask = strtoull(line + 7, NULL, 16);
             found = true;

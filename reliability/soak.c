@@ -704,7 +704,7 @@ static void check_sigblk(struct run *r)
             continue;
         uint64_t blk = 0;
         if (!task_sigblk(t[i].tid, &blk))
-            continue; /* exited meanwhile */
+            continue; /* exited or exiting meanwhile */
         found++;
         for (size_t k = 0; k < sizeof ASYNC_SIGNALS / sizeof ASYNC_SIGNALS[0]; k++)
             RCHECK(blk & (1ull << (ASYNC_SIGNALS[k] - 1)),
