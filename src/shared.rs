@@ -26,10 +26,10 @@ use crate::wait::Deadline;
 /// Longest a consumer sleeps while finished results may be held back for a batch.
 const DEFERRAL_LIMIT: Duration = Duration::from_millis(1);
 
-/// Longest the feeder or a producer sleeps while free slots may be held back for a batch:
-/// long enough that streaming never hits it (a 1 ms bound woke the feeder early often
-/// enough on an oversubscribed machine to cost 7–13% of trivial throughput in source
-/// mode), short enough that a consumer waiting for the next item is not left stuck.
+/// Longest the feeder sleeps while free slots may be held back for a batch: long enough
+/// that streaming never hits it (a 1 ms bound woke the feeder early often enough on an
+/// oversubscribed machine to cost 7–13% of trivial throughput in source mode), short
+/// enough that a consumer waiting for the next source call is not left stuck.
 const ROOM_DEFERRAL_LIMIT: Duration = Duration::from_millis(20);
 
 /// The poller's first timer; it doubles while the poller finds nothing to do, and past
@@ -963,7 +963,7 @@ impl<H: Handler> Shared<H> {
             let mut due = Notify::Nobody;
             if ending {
                 due = Notify::All;
-            } else if self.room_due(st) {
+            } else if st.has_room(self.capacity) {
                 due = Notify::One;
             }
             w.producers = st.producers.signal(due);
@@ -977,10 +977,10 @@ impl<H: Handler> Shared<H> {
         w
     }
 
-    /// Whether the free slots are worth waking a producer or the feeder for: a wake-up's
-    /// worth, or any once the workers have run dry and the consumers are about to. While
-    /// a consumer still has a wake-up's worth of results to take, it is the bottleneck,
-    /// and a refill per slot it frees would wake the filler once per item.
+    /// Whether the free slots are worth waking the feeder for: a wake-up's worth, or any
+    /// once the workers have run dry and the consumers are about to. While a consumer
+    /// still has a wake-up's worth of results to take, it is the bottleneck, and a refill
+    /// per slot it frees would wake the feeder once per item.
     fn room_due(&self, st: &mut StateOf<H>) -> bool {
         let in_flight = st.slots_taken();
         let room = self.capacity as u64 - in_flight;
@@ -1022,13 +1022,8 @@ impl<H: Handler> Shared<H> {
         mut st: Guard<'a, H>,
         deadline: Deadline,
     ) -> Result<Guard<'a, H>, Error> {
-        let mut limit = self.wait_limit(deadline)?;
+        let limit = self.wait_limit(deadline)?;
         self.kick_workers_locked(&mut st);
-        if self.wakes_batched(&st) {
-            // Room comes in batches (`room_due`), and a batch may never come: the consumer
-            // may be waiting for this producer's next item, or may have stopped taking.
-            limit = Some(limit.map_or(ROOM_DEFERRAL_LIMIT, |d| d.min(ROOM_DEFERRAL_LIMIT)));
-        }
         st.producers.enter();
         st = park(&self.room, st, limit);
         st.producers.leave();
