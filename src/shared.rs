@@ -108,9 +108,6 @@ struct State<I, O> {
     submitted: u64,
     /// Outcomes handed back by `next`.
     delivered: u64,
-    /// Outcomes stored in the collector under this lock so far (delivered ones included).
-    /// An ordered pool's workers count theirs in their `Tally` instead.
-    produced: u64,
     closed: bool,
     cancelled: bool,
     /// `free` is waiting for every accepted item to have an outcome.
@@ -140,7 +137,8 @@ struct State<I, O> {
     producers: Sleepers,
     /// The feeder, waiting on `feeder_room`.
     feeder: Sleepers,
-    /// The outcomes counted in `produced`, by status.
+    /// Outcomes stored in the collector under this lock so far (delivered ones included),
+    /// by status. An ordered pool's workers count theirs in their `Tally` instead.
     outcomes: Outcomes,
     /// The outcomes handed back by `next`, by status: `stats` never reports fewer, even
     /// while a worker's count of an outcome it just stored is on its way.
@@ -336,7 +334,6 @@ impl<H: Handler> Shared<H> {
             state: Padded(Mutex::new(State {
                 submitted: 0,
                 delivered: 0,
-                produced: 0,
                 closed: false,
                 cancelled: false,
                 freeing: false,
@@ -557,12 +554,7 @@ impl<H: Handler> Shared<H> {
     /// Every index given out has an outcome stored (so the feeder holds no reservation
     /// and no worker will store another).
     fn is_settled(&self, st: &StateOf<H>) -> bool {
-        let tallied: u64 = if self.ordered {
-            self.tallies.iter().map(|t| t.read().total()).sum()
-        } else {
-            0
-        };
-        st.produced + tallied == st.submitted
+        self.stored_outcomes(st).total() == st.submitted
     }
 
     /// Make sure the ring has slots for the indices just given out (ordered pools).
@@ -855,8 +847,7 @@ impl<H: Handler> Shared<H> {
             // The consumer's half of the handshake: after announcing its wait, it reads
             // the slots (the worker stores a slot, fences, then reads the waiting count).
             handshake_fence();
-            let in_flight = st.slots_taken();
-            return st.collector.ready_len(&self.window, in_flight);
+            return self.ready_len(st);
         }
         self.outboxes
             .iter()
@@ -883,7 +874,6 @@ impl<H: Handler> Shared<H> {
     fn count_and_insert(&self, st: &mut StateOf<H>, outcome: FinishedOf<H>) -> bool {
         let status = outcome.status();
         st.outcomes.count(status);
-        st.produced += 1;
         st.collector.insert(&self.window, outcome);
         matches!(status, ItemStatus::Failed | ItemStatus::SourceFailed)
     }
@@ -949,8 +939,7 @@ impl<H: Handler> Shared<H> {
             if st.is_done() {
                 due = Notify::All;
             } else {
-                let in_flight = st.slots_taken();
-                let ready = st.collector.ready_len(&self.window, in_flight);
+                let ready = self.ready_len(st);
                 if ready > 0 && (ready >= self.sizer.wake_batch() || st.queue.is_empty()) {
                     due = Notify::One;
                 }
@@ -988,8 +977,13 @@ impl<H: Handler> Shared<H> {
         if room >= batch as u64 {
             return true;
         }
-        let ready = st.collector.ready_len(&self.window, in_flight);
-        room > 0 && st.queue.is_empty() && ready < batch
+        room > 0 && st.queue.is_empty() && self.ready_len(st) < batch
+    }
+
+    /// How many results `next` could hand out in a row now.
+    fn ready_len(&self, st: &mut StateOf<H>) -> usize {
+        let in_flight = st.slots_taken();
+        st.collector.ready_len(&self.window, in_flight)
     }
 
     /// How many sleeping workers to wake for the queued items (see `wakes`), and the

@@ -88,12 +88,10 @@ impl Tally {
     }
 
     /// The worker took the state lock: whoever waits has been considered.
-    pub(crate) fn published(&self) -> usize {
-        let n = self.unpublished.load(Ordering::Relaxed);
-        if n > 0 {
+    pub(crate) fn published(&self) {
+        if self.unpublished.load(Ordering::Relaxed) > 0 {
             self.unpublished.store(0, Ordering::Relaxed);
         }
-        n
     }
 
     pub(crate) fn read(&self) -> Outcomes {
