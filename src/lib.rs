@@ -13,6 +13,7 @@ pub mod config;
 mod feeder;
 pub mod ffi;
 pub mod handler;
+mod membarrier;
 mod outbox;
 mod pool;
 mod ring;

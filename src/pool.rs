@@ -78,7 +78,7 @@ impl<H: Handler> Pool<H> {
         let cfg: Resolved = config
             .resolve()
             .map_err(|m| Error::new(Status::Invalid, m))?;
-        let shared = Box::new(Shared::new(handler, &cfg));
+        let shared = Box::new(Shared::new(handler, &cfg, source.is_some()));
         let mut pool = Pool {
             shared: ManuallyDrop::new(shared),
             threads: Vec::with_capacity(cfg.workers + 1),

@@ -11,6 +11,7 @@ use crate::chunk::Sizer;
 use crate::collector::{Collector, Window};
 use crate::config::Resolved;
 use crate::handler::{Finished, Handler, Outcome, Pulled};
+use crate::membarrier::HandshakeFence;
 use crate::outbox::{Outbox, handshake_fence};
 use crate::pool::Error;
 use crate::spin::{Backoff, SPIN_LIMIT, spin_until};
@@ -266,9 +267,11 @@ pub(crate) struct Shared<H: Handler> {
     /// task rather than per item). A worker about to sleep takes them itself.
     inbox: Padded<Outbox<H::Item>>,
     /// A worker sleeps with no timer to come back for the inbox: the feeder must move each
-    /// item to the queue at once. The feeder's half of a Dekker-style handshake: it pushes,
-    /// fences, then reads this; a worker sets it, then looks into the inbox (`SeqCst`).
+    /// item to the queue at once. A Dekker-style handshake: the feeder pushes, fences
+    /// (`inbox_fence.light`), then reads this; a worker about to sleep sets it, fences
+    /// (`inbox_fence.heavy`), then looks into the inbox.
     inbox_unwatched: AtomicBool,
+    inbox_fence: HandshakeFence,
     /// What spinning threads watch instead of their condvars (`spin.rs`).
     hints: Padded<Hints>,
 }
@@ -316,7 +319,8 @@ impl<H: Handler> SharedRef<H> {
 }
 
 impl<H: Handler> Shared<H> {
-    pub(crate) fn new(handler: H, cfg: &Resolved) -> Self {
+    /// `feeder`: the pool pulls from a source on a feeder thread.
+    pub(crate) fn new(handler: H, cfg: &Resolved, feeder: bool) -> Self {
         let sizer = Sizer::new(cfg.capacity, cfg.workers);
         #[cfg(loom)]
         let sizer = match cfg.fixed_sizing {
@@ -375,6 +379,7 @@ impl<H: Handler> Shared<H> {
             full: Padded(AtomicBool::new(false)),
             inbox: Padded(Outbox::new(max_round)),
             inbox_unwatched: AtomicBool::new(false),
+            inbox_fence: HandshakeFence::new(feeder),
             hints: Padded(Hints::default()),
         }
     }
@@ -647,13 +652,20 @@ impl<H: Handler> Shared<H> {
             }
             st.idle_workers += 1;
             self.update_inbox_watch(&st);
+            // Asleep with no timer for the inbox: after the barrier, either the feeder's
+            // next push sees the flag or the look below sees the push. Should the kernel
+            // fail to issue it, this worker comes back on a timer instead.
+            let mut timer = poll;
+            if self.inbox_unwatched.load(Ordering::Relaxed) && !self.inbox_fence.heavy() {
+                timer = Some(POLL_LAST);
+            }
             if !self.inbox.is_empty() {
                 // The feeder pushed before it could see this worker go to sleep.
                 st.idle_workers -= 1;
                 self.update_inbox_watch(&st);
                 continue;
             }
-            st = match poll {
+            st = match timer {
                 None => self.work.wait(st).unwrap_or_else(|p| p.into_inner()),
                 Some(t) => wait_timer(&self.work, &self.state, st, t),
             };
@@ -1147,8 +1159,8 @@ impl<H: Handler> Shared<H> {
             }
         };
         let unwatched = || {
-            handshake_fence();
-            self.inbox_unwatched.load(Ordering::SeqCst)
+            self.inbox_fence.light();
+            self.inbox_unwatched.load(Ordering::Relaxed)
         };
         if held >= self.sizer.task_len() || unwatched() {
             let mut st = lock(&self.state);
