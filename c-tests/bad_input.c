@@ -4,14 +4,14 @@
  *    pmap_last_error() that names the function; out-params untouched on failure;
  *  - bad options: work NULL, struct_size 0 / too small, a larger struct_size with a zero
  *    tail (accepted) or a non-zero tail (refused), absurd workers / capacity;
- *  - capacity 0 means the default window documented in pmap.h (max(1024, 256 x workers));
+ *  - capacity 0 means the default window documented in pmap.h (max(4096, 256 x workers));
  *  - next_many with max 0; pmap_free(NULL); next after DONE; submit after close; close
  *    idempotent; pmap_last_error is per thread.
  */
 #include "common.h"
 
 /* The default window as pmap.h documents it for pmap_options.capacity; keep in step. */
-#define DOCUMENTED_DEFAULT_CAPACITY(w) ((w) * 256u > 1024u ? (w) * 256u : 1024u)
+#define DOCUMENTED_DEFAULT_CAPACITY(w) ((w) * 256u > 4096u ? (w) * 256u : 4096u)
 
 static struct gate g_gate;
 

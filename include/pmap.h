@@ -135,7 +135,7 @@ typedef struct pmap_options {
    */
   uint32_t workers;
   /**
-   * Most items in flight (submitted, not yet handed back); 0 = max(1024, 256 × workers).
+   * Most items in flight (submitted, not yet handed back); 0 = max(4096, 256 × workers).
    */
   uint32_t capacity;
   /**

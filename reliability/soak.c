@@ -737,9 +737,9 @@ static void plan_run(struct run *r, uint64_t seed, uint64_t mean_items)
     r->seed = seed;
     r->workers = 1 + (uint32_t)(rng_next(&s) % (uint64_t)g_cfg.max_workers);
     r->capacity = CAPS[rng_next(&s) % (sizeof CAPS / sizeof CAPS[0])];
-    /* capacity 0: the default documented in pmap.h, max(1024, 256 x workers). */
+    /* capacity 0: the default documented in pmap.h, max(4096, 256 x workers). */
     r->bound = r->capacity ? r->capacity
-                           : (256 * r->workers > 1024 ? 256 * r->workers : 1024);
+                           : (256 * r->workers > 4096 ? 256 * r->workers : 4096);
     r->ordered = rng_next(&s) & 1;
     r->fail_fast = rng_next(&s) % 3 == 0;
     r->source_mode = rng_next(&s) % 8 == 0 && !g_cfg.no_source;

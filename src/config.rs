@@ -22,8 +22,10 @@ pub const MAX_CAPACITY: usize = 1 << 30;
 pub const DEFAULT_ITEMS_PER_WORKER: usize = 256;
 
 /// Smallest default window, so few-worker pools still ride out ordinary skew and batch
-/// cheap items well.
-pub const DEFAULT_MIN_CAPACITY: usize = 1024;
+/// cheap items well: every thread sleeps about once per window, and with four threads on
+/// two cores (source mode) a window of 1024 spent half of a trivial item's time on
+/// context switches (README "Choosing capacity").
+pub const DEFAULT_MIN_CAPACITY: usize = 4096;
 
 /// What the caller asks for. Zero means "choose for me" in `workers` and `capacity`.
 #[derive(Clone, Debug, Default)]
@@ -56,7 +58,7 @@ pub struct Resolved {
     pub fixed_sizing: Option<(usize, usize)>,
 }
 
-/// The default window for `workers` threads: `max(1024, 256 × workers)`.
+/// The default window for `workers` threads: `max(4096, 256 × workers)`.
 pub fn default_capacity(workers: usize) -> usize {
     (workers * DEFAULT_ITEMS_PER_WORKER).clamp(DEFAULT_MIN_CAPACITY, MAX_CAPACITY)
 }

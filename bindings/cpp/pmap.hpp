@@ -118,7 +118,7 @@ std::int64_t to_ns(std::chrono::duration<Rep, Period> timeout) noexcept {
 struct options {
   /// Worker threads; 0 = the CPUs this process may use.
   std::uint32_t workers = 0;
-  /// Most items in flight; 0 = max(1024, 256 x workers).
+  /// Most items in flight; 0 = max(4096, 256 x workers).
   std::uint32_t capacity = 0;
   /// imap and stream hand results back in input order (else as they finish). pmap::map
   /// always returns input order and picks its own delivery order.

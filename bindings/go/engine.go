@@ -83,10 +83,11 @@ func startEngine(pool *C.pmap_pool, chunks bool, chunk int, cfg *config, s sink)
 	}
 	e.slots = cfg.capacity
 	if e.slots == 0 {
-		// Single items: the library's default, max(1024, 256 × workers) (pmap.h,
+		// Single items: the library's default, max(4096, 256 × workers) (pmap.h,
 		// pmap_options.capacity). Chunks hold cheap items, which need a deeper window to
-		// hide the hand-offs between threads: 16 times as many items (measured: chunks
-		// of 64 trivial items run 3x faster with 256 chunks in flight than with 16), and
+		// hide the hand-offs between threads: 16 × max(1024, 256 × workers) items
+		// (measured: chunks of 64 trivial items run 3x faster with 256 chunks in flight
+		// than with 16; the base is the library's old default, which set that scale), and
 		// at least 8 chunks per worker, so that every worker stays busy even behind a
 		// slow chunk at the head of an ordered map. The library itself was given
 		// capacity 0: were its default ever smaller than this, submit would still work
@@ -94,11 +95,11 @@ func startEngine(pool *C.pmap_pool, chunks bool, chunk int, cfg *config, s sink)
 		var st C.pmap_stats
 		C.pmap_stats_get(pool, &st)
 		workers := max(1, int(st.workers))
-		items := max(1024, 256*workers)
 		if chunk <= 1 {
-			e.slots = items
+			e.slots = max(4096, 256*workers)
 		} else {
-			e.slots = max(8*workers, (16*items+chunk-1)/chunk)
+			items := 16 * max(1024, 256*workers)
+			e.slots = max(8*workers, (items+chunk-1)/chunk)
 		}
 	}
 	e.tokens.avail = e.slots

@@ -49,8 +49,9 @@ func WithWorkers(n int) Option {
 // WithCapacity bounds the items in flight: submitted and not yet taken by Next (or
 // yielded by Map). Submit waits while the pool is full. With chunks (MapC, CPool, Map
 // with WithChunk) the bound counts chunks, not items. The default, 0, is the library's
-// for single items, max(1024, 256 × workers); with chunks, enough chunks for 16 times
-// as many items (cheap items need a deeper window), and at least 8 per worker.
+// for single items, max(4096, 256 × workers); with chunks, enough chunks for
+// 16 × max(1024, 256 × workers) items (cheap items need a deeper window), and at least 8
+// per worker.
 func WithCapacity(n int) Option {
 	return func(c *config) {
 		if n < 0 || n > math.MaxUint32 {

@@ -90,7 +90,7 @@ pub struct pmap_options {
     pub struct_size: u32,
     /// Worker threads; 0 = the CPUs this process may use (affinity and cgroups respected).
     pub workers: u32,
-    /// Most items in flight (submitted, not yet handed back); 0 = max(1024, 256 × workers).
+    /// Most items in flight (submitted, not yet handed back); 0 = max(4096, 256 × workers).
     pub capacity: u32,
     /// Hand results back in submission order (default true).
     pub ordered: bool,
