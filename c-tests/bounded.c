@@ -13,7 +13,9 @@
  *
  * Part 3: a producer blocked for room is not left waiting while there is room. While items
  * are cheap the pool hands room out in batches; a consumer that takes one result and then
- * waits for the producer's next item (a feedback loop) must still get it.
+ * waits for the producer's next item (a feedback loop) must still get it. Also from a cold
+ * start: the producer (or the feeder) blocks before any item was measured, when room is
+ * still handed out per slot, and the pool learns that items are cheap while it sleeps.
  */
 #include "common.h"
 
@@ -284,6 +286,92 @@ static void producer_room_after_one_result(void)
     free(f.items);
 }
 
+/* Cold start: the workers are held in worker_init, so nothing is measured while the
+ * filler (a producer thread, or the feeder of a source pool) fills the window and blocks.
+ * Then CAP cheap items run (the pool now batches room, CAP / 2 at a time), the consumer
+ * takes one result, and waits for the filler's next item. */
+static struct gate g_cold;
+static atomic_ullong g_cold_pulled;
+static atomic_ullong g_cold_limit;
+
+static void *cold_init(void *ctx, uint32_t worker)
+{
+    (void)ctx;
+    (void)worker;
+    gate_pass(&g_cold);
+    return NULL;
+}
+
+static int32_t cold_source(void *ctx, void **out)
+{
+    (void)ctx;
+    uint64_t n = atomic_load(&g_cold_pulled);
+    if (n == atomic_load(&g_cold_limit))
+        return 0;
+    *out = item_new(n);
+    atomic_store(&g_cold_pulled, n + 1);
+    return 1;
+}
+
+static void cold_start_room(bool source)
+{
+    enum { CAP = 8, WAIT_MS = 3000 };
+    gate_init(&g_cold);
+    atomic_store(&g_cold_pulled, 0);
+    atomic_store(&g_cold_limit, CAP + 1);
+    pmap_options o = test_opts(work_basic, NULL, 1, CAP, true);
+    o.worker_init = cold_init;
+    if (source)
+        o.source = cold_source;
+    pmap_pool *pool = test_pool(&o);
+    struct feeder_thread f = {.pool = pool, .n = CAP + 1};
+    atomic_init(&f.submitted, 0);
+    atomic_ullong *filled = source ? &g_cold_pulled : &f.submitted;
+    pthread_t t = 0;
+    if (!source) {
+        f.items = calloc(CAP + 1, sizeof *f.items);
+        for (uint64_t i = 0; i < CAP + 1; i++)
+            f.items[i] = item_new(i);
+        t = spawn(produce_blocking, &f);
+    }
+    gate_wait_parked(&g_cold, 1);
+    uint64_t t0 = now_ns();
+    while (atomic_load(filled) < CAP && ms_since(t0) < WAIT_MS)
+        sleep_ms(1);
+    sleep_ms(50); /* the filler blocks for room before any item ran */
+    CHECK(atomic_load(filled) == CAP, "%s filled %llu slots, not the window of %d",
+          source ? "the feeder" : "the producer", (unsigned long long)atomic_load(filled), CAP);
+    gate_open(&g_cold);
+    t0 = now_ns();
+    while (test_stats(pool).succeeded < CAP && ms_since(t0) < WAIT_MS)
+        sleep_ms(1);
+    CHECK(test_stats(pool).succeeded == CAP, "the window's items did not finish");
+    pmap_result r;
+    CHECK_OK(pmap_next(pool, &r, FOREVER));
+    CHECK(r.index == 0, "index %" PRIu64, r.index);
+    result_release(&r);
+    t0 = now_ns();
+    while (atomic_load(filled) == CAP && ms_since(t0) < WAIT_MS)
+        sleep_ms(1);
+    CHECK(atomic_load(filled) == CAP + 1,
+          "one slot was free for %d ms, yet %s did not take it: it blocked while room came "
+          "a slot at a time, and sleeps on now that room comes in batches",
+          WAIT_MS, source ? "the feeder" : "the blocked producer");
+    if (!source) {
+        join(t);
+        CHECK_OK(pmap_close(pool));
+    }
+    for (uint64_t i = 1; i < CAP + 1; i++) {
+        CHECK_OK(pmap_next(pool, &r, FOREVER));
+        CHECK(r.index == i && r.status == PMAP_ITEM_OK, "index %" PRIu64, r.index);
+        result_release(&r);
+    }
+    CHECK_ST(pmap_next(pool, &r, FOREVER), PMAP_DONE);
+    CHECK_OK(pmap_free(pool));
+    free(f.items);
+    gate_destroy(&g_cold);
+}
+
 int main(void)
 {
     watchdog(40);
@@ -294,6 +382,8 @@ int main(void)
     head_of_line(true);
     head_of_line(false);
     producer_room_after_one_result();
+    cold_start_room(false);
+    cold_start_room(true);
     check_all_released();
     printf("bounded: ok\n");
     return 0;

@@ -27,10 +27,13 @@ use crate::wait::Deadline;
 /// Longest a consumer sleeps while finished results may be held back for a batch.
 const DEFERRAL_LIMIT: Duration = Duration::from_millis(1);
 
-/// Longest the feeder sleeps while free slots may be held back for a batch: long enough
-/// that streaming never hits it (a 1 ms bound woke the feeder early often enough on an
-/// oversubscribed machine to cost 7–13% of trivial throughput in source mode), short
-/// enough that a consumer waiting for the next source call is not left stuck.
+/// Longest the feeder or a producer sleeps for room, which may be held back for a batch:
+/// long enough that streaming never hits it (a 1 ms bound woke the feeder early often
+/// enough on an oversubscribed machine to cost 7–13% of trivial throughput in source
+/// mode), short enough that a consumer waiting for the next item is not left stuck. Every
+/// such sleep is bounded, not only those begun while room is batched: a filler that went
+/// to sleep while room still came a slot at a time (before any item was measured) must
+/// not sleep on once the pool learns that items are cheap and starts to batch.
 const ROOM_DEFERRAL_LIMIT: Duration = Duration::from_millis(20);
 
 /// The poller's first timer; it doubles while the poller finds nothing to do, and past
@@ -964,7 +967,7 @@ impl<H: Handler> Shared<H> {
             let mut due = Notify::Nobody;
             if ending {
                 due = Notify::All;
-            } else if st.has_room(self.capacity) {
+            } else if self.room_due(st) {
                 due = Notify::One;
             }
             w.producers = st.producers.signal(due);
@@ -978,10 +981,10 @@ impl<H: Handler> Shared<H> {
         w
     }
 
-    /// Whether the free slots are worth waking the feeder for: a wake-up's worth, or any
-    /// once the workers have run dry and the consumers are about to. While a consumer
-    /// still has a wake-up's worth of results to take, it is the bottleneck, and a refill
-    /// per slot it frees would wake the feeder once per item.
+    /// Whether the free slots are worth waking a producer or the feeder for: a wake-up's
+    /// worth, or any once the workers have run dry and the consumers are about to. While
+    /// a consumer still has a wake-up's worth of results to take, it is the bottleneck,
+    /// and a refill per slot it frees would wake the filler once per item.
     fn room_due(&self, st: &mut StateOf<H>) -> bool {
         let in_flight = st.slots_taken();
         let room = self.capacity as u64 - in_flight;
@@ -1030,6 +1033,9 @@ impl<H: Handler> Shared<H> {
     ) -> Result<Guard<'a, H>, Error> {
         let limit = self.wait_limit(deadline)?;
         self.kick_workers_locked(&mut st);
+        // Room comes in batches (`room_due`), and a batch may never come: the consumer may
+        // be waiting for this producer's next item, or may have stopped taking.
+        let limit = Some(limit.map_or(ROOM_DEFERRAL_LIMIT, |d| d.min(ROOM_DEFERRAL_LIMIT)));
         st.producers.enter();
         st = park(&self.room, st, limit);
         st.producers.leave();
@@ -1120,10 +1126,9 @@ impl<H: Handler> Shared<H> {
                 st.inbox_first = first;
                 return Some((first, len));
             }
-            // Room comes in batches while cheap items are in flight (`wakes`), and a
-            // batch may never come: the consumer may be waiting for what this source
-            // call would bring. So the wait is bounded then.
-            let limit = self.wakes_batched(&st).then_some(ROOM_DEFERRAL_LIMIT);
+            // Room comes in batches (`room_due`), and a batch may never come: the consumer
+            // may be waiting for what this source call would bring.
+            let limit = Some(ROOM_DEFERRAL_LIMIT);
             st.feeder.enter();
             let hint = &self.hints.room;
             let spun;
