@@ -942,8 +942,9 @@ impl<H: Handler> Shared<H> {
     /// waiting consumer is woken for a batch of ready results (`Sizer::wake_batch`, about
     /// 500 µs of work; one result when items are slow), or for any result once the work
     /// queue is empty: then nothing else is coming soon, and the consumer may be the one
-    /// who refills the queue. The feeder likewise waits for a batch of free slots, or any
-    /// free slot once the queue is empty and the consumers are short of results.
+    /// who refills the queue. The feeder and blocked producers likewise wait for a batch
+    /// of free slots, or any free slot once the queue is empty and the consumers are short
+    /// of results (`room_due`).
     fn wakes(&self, st: &mut StateOf<H>) -> Wakes {
         let mut w = Wakes {
             workers: self.worker_wakes(st),
