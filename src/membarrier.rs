@@ -26,7 +26,7 @@ pub(crate) struct HandshakeFence {
 
 impl HandshakeFence {
     /// The asymmetric pair where the kernel provides it and `wanted` (a pool without a
-    /// feeder never uses the handshake, so it need not register). Must run before the
+    /// feeder hands nothing over through the inbox, so it need not register). Must run before the
     /// pool's threads start: they read the choice without synchronisation of their own.
     pub(crate) fn new(wanted: bool) -> Self {
         HandshakeFence {
