@@ -14,8 +14,21 @@
 //! Where the call is unavailable (another OS, an old kernel, a seccomp filter, loom and
 //! Miri, which cannot model it) both sides use a `SeqCst` fence, as before. The choice is
 //! made once per pool, before its threads start, so both sides always agree on it.
+//!
+//! A sandbox whose seccomp filter kills the process on an unexpected system call (rather
+//! than failing it) can opt out with the environment variable `PMAP_NO_MEMBARRIER` set
+//! to anything but empty or `0`: then pmap never makes the call.
 
+use std::ffi::OsStr;
 use std::sync::atomic::Ordering;
+
+/// The environment variable that keeps pmap from calling `membarrier(2)`.
+pub(crate) const OPT_OUT_VAR: &str = "PMAP_NO_MEMBARRIER";
+
+/// Whether a value of [`OPT_OUT_VAR`] opts out.
+fn opts_out(value: Option<&OsStr>) -> bool {
+    value.is_some_and(|v| !v.is_empty() && v != "0")
+}
 
 use crate::sync::fence;
 
@@ -29,8 +42,9 @@ impl HandshakeFence {
     /// feeder hands nothing over through the inbox, so it need not register). Must run before the
     /// pool's threads start: they read the choice without synchronisation of their own.
     pub(crate) fn new(wanted: bool) -> Self {
+        let allowed = || !opts_out(std::env::var_os(OPT_OUT_VAR).as_deref());
         HandshakeFence {
-            asymmetric: wanted && sys::register(),
+            asymmetric: wanted && allowed() && sys::register(),
         }
     }
 
@@ -124,6 +138,15 @@ mod sys {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_opt_out_takes_any_value_but_empty_and_zero() {
+        assert!(!opts_out(None));
+        assert!(!opts_out(Some(OsStr::new(""))));
+        assert!(!opts_out(Some(OsStr::new("0"))));
+        assert!(opts_out(Some(OsStr::new("1"))));
+        assert!(opts_out(Some(OsStr::new("yes"))));
+    }
 
     #[test]
     fn both_sides_can_be_issued() {

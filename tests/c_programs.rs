@@ -56,6 +56,7 @@ c_tests!(
     timeouts,
     signals,
     single_thread_patterns,
+    sandbox,
 );
 
 fn manifest_dir() -> PathBuf {
