@@ -290,9 +290,9 @@ static void producer_room_after_one_result(void)
  * filler (a producer thread, or the feeder of a source pool) fills the window and blocks.
  * Then CAP cheap items run (the pool now batches room, CAP / 2 at a time), the consumer
  * takes one result, and waits for the filler's next item. */
+enum { COLD_CAP = 8 };
 static struct gate g_cold;
 static atomic_ullong g_cold_pulled;
-static atomic_ullong g_cold_limit;
 
 static void *cold_init(void *ctx, uint32_t worker)
 {
@@ -306,7 +306,7 @@ static int32_t cold_source(void *ctx, void **out)
 {
     (void)ctx;
     uint64_t n = atomic_load(&g_cold_pulled);
-    if (n == atomic_load(&g_cold_limit))
+    if (n == COLD_CAP + 1)
         return 0;
     *out = item_new(n);
     atomic_store(&g_cold_pulled, n + 1);
@@ -315,10 +315,9 @@ static int32_t cold_source(void *ctx, void **out)
 
 static void cold_start_room(bool source)
 {
-    enum { CAP = 8, WAIT_MS = 3000 };
+    enum { CAP = COLD_CAP, WAIT_MS = 3000 };
     gate_init(&g_cold);
     atomic_store(&g_cold_pulled, 0);
-    atomic_store(&g_cold_limit, CAP + 1);
     pmap_options o = test_opts(work_basic, NULL, 1, CAP, true);
     o.worker_init = cold_init;
     if (source)

@@ -22,15 +22,15 @@
 use std::ffi::OsStr;
 use std::sync::atomic::Ordering;
 
+use crate::sync::fence;
+
 /// The environment variable that keeps pmap from calling `membarrier(2)`.
-pub(crate) const OPT_OUT_VAR: &str = "PMAP_NO_MEMBARRIER";
+const OPT_OUT_VAR: &str = "PMAP_NO_MEMBARRIER";
 
 /// Whether a value of [`OPT_OUT_VAR`] opts out.
 fn opts_out(value: Option<&OsStr>) -> bool {
     value.is_some_and(|v| !v.is_empty() && v != "0")
 }
-
-use crate::sync::fence;
 
 /// Which fences one pool's handshake uses.
 pub(crate) struct HandshakeFence {
@@ -39,8 +39,9 @@ pub(crate) struct HandshakeFence {
 
 impl HandshakeFence {
     /// The asymmetric pair where the kernel provides it and `wanted` (a pool without a
-    /// feeder hands nothing over through the inbox, so it need not register). Must run before the
-    /// pool's threads start: they read the choice without synchronisation of their own.
+    /// feeder hands nothing over through the inbox, so it need not register). Must run
+    /// before the pool's threads start: they read the choice without synchronisation of
+    /// their own.
     pub(crate) fn new(wanted: bool) -> Self {
         let allowed = || !opts_out(std::env::var_os(OPT_OUT_VAR).as_deref());
         HandshakeFence {

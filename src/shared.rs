@@ -85,6 +85,11 @@ fn notify(cv: &Condvar, who: Notify) {
     }
 }
 
+/// A sleep of at most `limit` (`None`: unbounded) cut to at most `cap`.
+fn capped(limit: Option<Duration>, cap: Duration) -> Option<Duration> {
+    Some(limit.map_or(cap, |d| d.min(cap)))
+}
+
 /// Sleep on `cv` until notified or `limit` passes (`None`: until notified).
 fn park<'a, T>(
     cv: &Condvar,
@@ -1036,7 +1041,7 @@ impl<H: Handler> Shared<H> {
         self.kick_workers_locked(&mut st);
         // Room comes in batches (`room_due`), and a batch may never come: the consumer may
         // be waiting for this producer's next item, or may have stopped taking.
-        let limit = Some(limit.map_or(ROOM_DEFERRAL_LIMIT, |d| d.min(ROOM_DEFERRAL_LIMIT)));
+        let limit = capped(limit, ROOM_DEFERRAL_LIMIT);
         st.producers.enter();
         st = park(&self.room, st, limit);
         st.producers.leave();
@@ -1061,7 +1066,7 @@ impl<H: Handler> Shared<H> {
         let mut limit = self.wait_limit(deadline)?;
         self.kick_workers_locked(&mut st);
         if self.wakes_batched(&st) {
-            limit = Some(limit.map_or(DEFERRAL_LIMIT, |d| d.min(DEFERRAL_LIMIT)));
+            limit = capped(limit, DEFERRAL_LIMIT);
         }
         st.consumers.enter();
         self.consumers_waiting
@@ -1129,7 +1134,7 @@ impl<H: Handler> Shared<H> {
             }
             // Room comes in batches (`room_due`), and a batch may never come: the consumer
             // may be waiting for what this source call would bring.
-            let limit = Some(ROOM_DEFERRAL_LIMIT);
+            let limit = capped(None, ROOM_DEFERRAL_LIMIT);
             st.feeder.enter();
             let hint = &self.hints.room;
             let spun;
