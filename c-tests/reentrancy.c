@@ -341,6 +341,63 @@ static void on_drop_inside(void)
     gate_destroy(&g_gate);
 }
 
+/* 7. pmap_next from a running item while pmap_free waits for that item: it returns (a
+ * queued item cancelled by the free, or TIMEOUT) instead of waiting on the free. */
+static atomic_int g_inner_calls;
+static atomic_int g_inner_status;
+
+static int32_t work_next_in_free(void *ctx, void *state, void *item, void **result)
+{
+    if (((struct item *)item)->flags == 1) {
+        gate_pass(&g_gate);
+        pmap_result r;
+        pmap_status st = pmap_next(atomic_load(&g_dropping_pool), &r, NOWAIT);
+        if (st == PMAP_OK)
+            result_release(&r);
+        atomic_store(&g_inner_status, (int)st);
+        atomic_fetch_add(&g_inner_calls, 1);
+    }
+    return work_basic(ctx, state, item, result);
+}
+
+static void drop_release(void *ctx, const pmap_result *r)
+{
+    (void)ctx;
+    result_release(r);
+}
+
+static void *open_gate_later(void *arg)
+{
+    (void)arg;
+    sleep_ms(50); /* long enough for pmap_free to be waiting for the running item */
+    gate_open(&g_gate);
+    return NULL;
+}
+
+static void next_while_freeing(void)
+{
+    gate_init(&g_gate);
+    atomic_store(&g_inner_calls, 0);
+    pmap_options o = test_opts(work_next_in_free, NULL, 1, 8, true);
+    o.on_drop = drop_release;
+    pmap_pool *pool = test_pool(&o);
+    atomic_store(&g_dropping_pool, pool);
+    struct item *first = item_new(0);
+    first->flags = 1;
+    CHECK_OK(pmap_submit(pool, first, FOREVER));
+    for (uint64_t i = 1; i < 4; i++)
+        CHECK_OK(pmap_submit(pool, item_new(i), FOREVER));
+    gate_wait_parked(&g_gate, 1);
+    pthread_t opener = spawn(open_gate_later, NULL);
+    CHECK_OK(pmap_free(pool));
+    join(opener);
+    CHECK(atomic_load(&g_inner_calls) == 1, "the inner pmap_next did not return");
+    int st = atomic_load(&g_inner_status);
+    CHECK(st == PMAP_OK || st == PMAP_TIMEOUT, "inner pmap_next: %s",
+          pmap_status_str((pmap_status)st));
+    gate_destroy(&g_gate);
+}
+
 int main(void)
 {
     watchdog(30);
@@ -350,6 +407,7 @@ int main(void)
     other_pool();
     source_callback();
     on_drop_inside();
+    next_while_freeing();
     check_all_released();
     printf("reentrancy: ok\n");
     return 0;

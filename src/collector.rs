@@ -4,19 +4,24 @@
 //! every item there is in flight, and admission never lets more than `capacity` items be
 //! in flight, so the ring never needs more than `capacity` slots: a slow head item stalls
 //! admission upstream instead of growing this buffer. Unordered mode is a plain FIFO of
-//! finished items. The collector's own state is only touched under the pool's state lock.
+//! finished items. The collector's own state is only touched under the pool's state lock;
+//! an ordered pool's consumer may read a batch from the ring itself outside the lock
+//! (`take_in_order`, while the pool marks it the only taker), then reports how far it got
+//! (`passed`) under the lock.
 
 use std::collections::VecDeque;
 
 use crate::handler::Finished;
 use crate::ring::Ring;
+use crate::stats::Outcomes;
 
 /// Where ordered outcomes wait: slot `i` of the pool's [`Ring`] holds item `i`'s.
 pub(crate) type Window<I, O> = Ring<Finished<I, O>>;
 
 pub(crate) enum Collector<I, O> {
     Ordered {
-        /// Index of the next item to hand back.
+        /// Index of the next item to hand back. A consumer taking outside the lock moves
+        /// it past what it took (`passed`) once it has the lock again.
         head: u64,
         /// Items `head .. ready_end` are known to have finished: what `pop_ready` can
         /// hand out in a row. Each slot is looked at once while it is not yet known full.
@@ -50,27 +55,34 @@ impl<I, O> Collector<I, O> {
         }
     }
 
-    /// Take the next result a consumer may have, if it is ready.
-    pub(crate) fn pop_ready(&mut self, window: &Window<I, O>) -> Option<Finished<I, O>> {
+    /// Take the next finished item of an unordered pool. (An ordered pool's consumers
+    /// read the ring: `take_in_order`.)
+    pub(crate) fn pop_ready(&mut self) -> Option<Finished<I, O>> {
         match self {
-            Collector::Ordered { head, ready_end } => {
-                if *ready_end == *head {
-                    if !window.is_full(*head) {
-                        return None;
-                    }
-                    *ready_end += 1;
-                }
-                // SAFETY: `head` is in flight and seen full; the caller holds the state lock.
-                let outcome = unsafe { window.take(*head) };
-                *head += 1;
-                Some(outcome)
-            }
+            Collector::Ordered { .. } => None,
             Collector::Unordered(queue) => queue.pop_front(),
         }
     }
 
-    /// How many results `pop_ready` would return in a row. `in_flight` bounds the scan
-    /// (indices past it have no outcome).
+    /// The index of the next outcome to hand back (ordered; 0 when unordered).
+    pub(crate) fn head(&self) -> u64 {
+        match self {
+            Collector::Ordered { head, .. } => *head,
+            Collector::Unordered(_) => 0,
+        }
+    }
+
+    /// A consumer took every outcome before `index` from the ring (ordered).
+    pub(crate) fn passed(&mut self, index: u64) {
+        if let Collector::Ordered { head, ready_end } = self {
+            *head = index;
+            *ready_end = (*ready_end).max(index);
+        }
+    }
+
+    /// How many results a consumer could take in a row. `in_flight` bounds the scan
+    /// (indices past it have no outcome). While a consumer is taking, this may count
+    /// outcomes it has taken and not yet reported: at worst a needless wake-up.
     pub(crate) fn ready_len(&mut self, window: &Window<I, O>, in_flight: u64) -> usize {
         match self {
             Collector::Ordered { head, ready_end } => {
@@ -97,7 +109,8 @@ impl<I, O> Collector<I, O> {
                 let mut all = Vec::new();
                 for index in *head..end {
                     if window.is_full(index) {
-                        // SAFETY: in flight, seen full, under the state lock.
+                        // SAFETY: in flight and seen full; under the state lock, with no
+                        // consumer taking (`free` waited for it).
                         all.push(unsafe { window.take(index) });
                     }
                 }
@@ -110,6 +123,32 @@ impl<I, O> Collector<I, O> {
     }
 }
 
+/// Take up to `max` outcomes from `window` in index order, from `*next` on, while they
+/// are stored, handing each to `f`; `*next` moves past them. Returns how many, with their
+/// statuses counted.
+///
+/// # Safety
+/// The caller is the only taker (it holds the state lock, or the pool marks it `taking`),
+/// and `*next` is the index after the last outcome handed back.
+pub(crate) unsafe fn take_in_order<I, O>(
+    window: &Window<I, O>,
+    next: &mut u64,
+    max: usize,
+    mut f: impl FnMut(Finished<I, O>),
+) -> (usize, Outcomes) {
+    let mut got = 0;
+    let mut counts = Outcomes::default();
+    while got < max && window.is_full(*next) {
+        // SAFETY: seen full, so in flight with its outcome stored; the only taker.
+        let outcome = unsafe { window.take(*next) };
+        *next += 1;
+        counts.count(outcome.status());
+        f(outcome);
+        got += 1;
+    }
+    (got, counts)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,11 +158,19 @@ mod tests {
         Finished::ran(index, index, 0, Ok(index * 10))
     }
 
-    /// The indices of every result ready in a row, taken.
+    /// The indices of every result ready in a row, taken as a consumer does.
     fn pop_all(c: &mut Collector<u64, u64>, w: &Window<u64, u64>) -> Vec<u64> {
-        std::iter::from_fn(|| c.pop_ready(w))
-            .map(|o| o.index)
-            .collect()
+        let Collector::Ordered { head, .. } = *c else {
+            return std::iter::from_fn(|| c.pop_ready())
+                .map(|o| o.index)
+                .collect();
+        };
+        let mut next = head;
+        let mut got = Vec::new();
+        // SAFETY: the test is the only taker, and `head` follows the last one taken.
+        unsafe { take_in_order(w, &mut next, usize::MAX, |o| got.push(o.index)) };
+        c.passed(next);
+        got
     }
 
     fn window(capacity: usize) -> Window<u64, u64> {
@@ -139,7 +186,7 @@ mod tests {
         c.insert(&w, done(2));
         c.insert(&w, done(1));
         assert_eq!(c.ready_len(&w, 3), 0);
-        assert!(c.pop_ready(&w).is_none());
+        assert!(pop_all(&mut c, &w).is_empty(), "1 and 2 wait for 0");
         c.insert(&w, done(0));
         assert_eq!(
             c.ready_len(&w, 3),
@@ -152,8 +199,25 @@ mod tests {
         assert_eq!(c.ready_len(&w, 1), 1, "the next head is ready at once");
         c.insert(&w, done(5));
         assert_eq!(c.ready_len(&w, 3), 1, "5 waits behind the gap at 4");
-        assert!(c.pop_ready(&w).is_some());
-        assert!(c.pop_ready(&w).is_none());
+        assert_eq!(pop_all(&mut c, &w), vec![3]);
+        assert_eq!(c.ready_len(&w, 2), 0, "taken and reported: nothing ready");
+    }
+
+    #[test]
+    fn a_take_stops_at_max_and_counts_statuses() {
+        let w = window(8);
+        let mut c = Collector::new(true, 8);
+        c.insert(&w, done(0));
+        c.insert(&w, Finished::cancelled(1, 1));
+        c.insert(&w, done(2));
+        let mut next = 0;
+        let mut got = Vec::new();
+        // SAFETY: the test is the only taker, from the head.
+        let (n, counts) = unsafe { take_in_order(&w, &mut next, 2, |o| got.push(o.index)) };
+        assert_eq!((n, next, got), (2, 2, vec![0, 1]));
+        assert_eq!((counts.succeeded, counts.cancelled), (1, 1));
+        c.passed(next);
+        assert_eq!(c.ready_len(&w, 1), 1, "2 is still there");
     }
 
     #[test]

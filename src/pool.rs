@@ -185,8 +185,8 @@ impl<H: Handler> Pool<H> {
         self.next_into(max, wait, |outcome| out.push(outcome))
     }
 
-    /// [`Pool::next_many`] handing each outcome to `sink` (called under the state lock,
-    /// so it must be quick and must not call back into the pool).
+    /// [`Pool::next_many`] handing each outcome to `sink` (called while other consumers
+    /// of the pool wait, so it must be quick and must not call back into the pool).
     pub fn next_into(
         &self,
         max: usize,

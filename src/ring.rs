@@ -5,9 +5,10 @@
 //! Admission never lets more than `capacity` items be in flight and `len` is at least
 //! `capacity`, so two live items never share a slot. The owner of an index (the worker
 //! that took it, or whoever cancels it under the state lock) writes the slot once and
-//! then marks it full (release); a consumer, under the state lock, sees it full (acquire),
-//! reads it and marks it empty. The slot is reused only after the index is delivered and
-//! a new one admitted, both under the state lock, which orders the read before the reuse.
+//! then marks it full (release); a consumer (the only taker: it holds the state lock, or
+//! the pool marks it as taking) sees it full (acquire), reads it, marks it empty, and then
+//! counts the index delivered under the state lock. The slot is reused only after that, when a new index is admitted
+//! under the state lock, which orders the read before the reuse.
 //!
 //! Before, finished outcomes went to a per-worker outbox and were moved into a separate
 //! window under the lock: two extra copies per item, and a critical section as long as a
@@ -44,7 +45,8 @@ pub(crate) struct Ring<T> {
     /// log2 of the first segment's length.
     first_bits: u32,
     /// Positions `0 .. reserved` have their segments (`len` once every one has). Indices
-    /// are given out in order, so admission rarely gets past this one comparison.
+    /// are given out in order, so admission rarely gets past this one comparison, and a
+    /// position past it has no slot yet.
     reserved: AtomicU64,
 }
 
@@ -87,8 +89,8 @@ impl<T> Ring<T> {
     }
 
     /// Make sure the slots of indices `first .. first + count` exist. Called under the
-    /// state lock when those indices are given out, so anyone who later learns one of
-    /// them (through the lock) finds its segment.
+    /// state lock when those indices are given out (in order, so each range starts
+    /// within the reserved prefix and extends it).
     pub(crate) fn reserve(&self, first: u64, count: u64) {
         let len = self.mask + 1;
         // Only under the state lock: relaxed is enough.
@@ -113,16 +115,21 @@ impl<T> Ring<T> {
             });
             at += start + seg_len - pos;
         }
-        if first <= reserved {
-            // The range extends the reserved prefix.
-            self.reserved
-                .store((first + count).min(len), Ordering::Relaxed);
-        }
+        debug_assert!(first <= reserved, "indices are reserved in order");
+        // Release: a consumer reads slots holding no state lock (`try_slot`).
+        self.reserved
+            .store((first + count).min(len), Ordering::Release);
     }
 
     /// The slot of `index`, if admission ever reached its segment.
     fn try_slot(&self, index: u64) -> Option<&Slot<T>> {
         let pos = index & self.mask;
+        // Acquire, paired with `reserve`: a consumer may read outside the state lock, and
+        // must find the slots of a segment it sees initialised. (The segment's own `OnceLock`
+        // orders that too, but loom cannot see it.)
+        if pos >= self.reserved.load(Ordering::Acquire) {
+            return None;
+        }
         let (k, start) = self.locate(pos);
         let seg = self.segments[k].get()?;
         Some(&seg[(pos - start) as usize])
@@ -162,8 +169,8 @@ impl<T> Ring<T> {
     /// Take the outcome of `index`.
     ///
     /// # Safety
-    /// `is_full(index)` was seen true, the index is in flight, and the caller holds the
-    /// state lock (so no other taker runs).
+    /// `is_full(index)` was seen true, the index is in flight, and the caller is the only
+    /// taker (see the module docs).
     pub(crate) unsafe fn take(&self, index: u64) -> T {
         let slot = self.slot(index);
         let value = slot.value.with_mut(|v| {
@@ -211,17 +218,22 @@ mod tests {
             vec![0, 0, 0],
             "1024 + 2048 + 1024 (cut to fit)"
         );
-        r.reserve(1000, 24);
+        r.reserve(0, 1001);
         assert_eq!(allocated(&r), vec![1024, 0, 0]);
         // SAFETY: the test owns every index.
-        unsafe {
-            r.put(1000, 7);
-            r.put(1023, 8);
-        }
-        r.reserve(4095, 2); // the last slot, then the first again
-        assert_eq!(allocated(&r), vec![1024, 0, 1024]);
-        assert!(r.is_full(1000) && !r.is_full(1001));
-        assert!(!r.is_full(2000), "never reserved: no segment, not full");
+        unsafe { r.put(1000, 7) };
+        assert!(r.is_full(1000) && !r.is_full(999));
+        assert!(
+            !r.is_full(1001),
+            "its segment exists, but it is not reserved yet: not full"
+        );
+        r.reserve(1001, 2000);
+        assert_eq!(allocated(&r), vec![1024, 2048, 0]);
+        assert!(!r.is_full(3500), "never reserved: no segment, not full");
+        // SAFETY: the test owns every index.
+        unsafe { r.put(3000, 8) };
+        r.reserve(3001, 1097); // the rest of the ring, then the first two slots again
+        assert_eq!(allocated(&r), vec![1024, 2048, 1024]);
         // SAFETY: seen full, only taker.
         assert_eq!(unsafe { r.take(1000) }, 7);
         assert!(!r.is_full(1000));
@@ -229,6 +241,8 @@ mod tests {
         unsafe { r.put(1000 + 4096, 9) };
         // SAFETY: just stored, only taker.
         assert_eq!(unsafe { r.take(5096) }, 9);
+        // SAFETY: stored above, only taker.
+        assert_eq!(unsafe { r.take(3000) }, 8);
     }
 
     #[test]

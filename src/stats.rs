@@ -47,6 +47,13 @@ impl Outcomes {
         }
     }
 
+    /// Add `other`'s counts to these.
+    pub(crate) fn add(&mut self, other: Outcomes) {
+        self.succeeded += other.succeeded;
+        self.failed += other.failed;
+        self.cancelled += other.cancelled;
+    }
+
     pub(crate) fn total(&self) -> u64 {
         self.succeeded + self.failed + self.cancelled
     }
