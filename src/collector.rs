@@ -123,30 +123,47 @@ impl<I, O> Collector<I, O> {
     }
 }
 
-/// Take up to `max` outcomes from `window` in index order, from `*next` on, while they
-/// are stored, handing each to `f`; `*next` moves past them. Returns how many, with their
-/// statuses counted.
+/// How far a consumer got in one look at the ring: the next index to take, and what it
+/// took on the way (each counted before it is handed on, so a consumer whose hand-off
+/// panics still knows what left the ring).
+#[derive(Default)]
+pub(crate) struct Taken {
+    pub next: u64,
+    pub got: usize,
+    pub counts: Outcomes,
+}
+
+impl Taken {
+    /// A look starting at index `next`.
+    pub(crate) fn from(next: u64) -> Self {
+        Taken {
+            next,
+            ..Taken::default()
+        }
+    }
+}
+
+/// Take up to `max` more outcomes from `window` in index order, from `taken.next` on,
+/// while they are stored, handing each to `f`.
 ///
 /// # Safety
 /// The caller is the only taker (it holds the state lock, or the pool marks it `taking`),
-/// and `*next` is the index after the last outcome handed back.
+/// and `taken.next` is the index after the last outcome handed back.
 pub(crate) unsafe fn take_in_order<I, O>(
     window: &Window<I, O>,
-    next: &mut u64,
+    taken: &mut Taken,
     max: usize,
     mut f: impl FnMut(Finished<I, O>),
-) -> (usize, Outcomes) {
-    let mut got = 0;
-    let mut counts = Outcomes::default();
-    while got < max && window.is_full(*next) {
+) {
+    let stop = taken.got + max;
+    while taken.got < stop && window.is_full(taken.next) {
         // SAFETY: seen full, so in flight with its outcome stored; the only taker.
-        let outcome = unsafe { window.take(*next) };
-        *next += 1;
-        counts.count(outcome.status());
+        let outcome = unsafe { window.take(taken.next) };
+        taken.next += 1;
+        taken.got += 1;
+        taken.counts.count(outcome.status());
         f(outcome);
-        got += 1;
     }
-    (got, counts)
 }
 
 #[cfg(test)]
@@ -165,11 +182,11 @@ mod tests {
                 .map(|o| o.index)
                 .collect();
         };
-        let mut next = head;
+        let mut taken = Taken::from(head);
         let mut got = Vec::new();
         // SAFETY: the test is the only taker, and `head` follows the last one taken.
-        unsafe { take_in_order(w, &mut next, usize::MAX, |o| got.push(o.index)) };
-        c.passed(next);
+        unsafe { take_in_order(w, &mut taken, usize::MAX, |o| got.push(o.index)) };
+        c.passed(taken.next);
         got
     }
 
@@ -210,13 +227,14 @@ mod tests {
         c.insert(&w, done(0));
         c.insert(&w, Finished::cancelled(1, 1));
         c.insert(&w, done(2));
-        let mut next = 0;
+        let mut taken = Taken::from(0);
         let mut got = Vec::new();
         // SAFETY: the test is the only taker, from the head.
-        let (n, counts) = unsafe { take_in_order(&w, &mut next, 2, |o| got.push(o.index)) };
-        assert_eq!((n, next, got), (2, 2, vec![0, 1]));
+        unsafe { take_in_order(&w, &mut taken, 2, |o| got.push(o.index)) };
+        assert_eq!((taken.got, taken.next, got), (2, 2, vec![0, 1]));
+        let counts = taken.counts;
         assert_eq!((counts.succeeded, counts.cancelled), (1, 1));
-        c.passed(next);
+        c.passed(taken.next);
         assert_eq!(c.ready_len(&w, 1), 1, "2 is still there");
     }
 

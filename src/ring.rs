@@ -7,8 +7,9 @@
 //! that took it, or whoever cancels it under the state lock) writes the slot once and
 //! then marks it full (release); a consumer (the only taker: it holds the state lock, or
 //! the pool marks it as taking) sees it full (acquire), reads it, marks it empty, and then
-//! counts the index delivered under the state lock. The slot is reused only after that, when a new index is admitted
-//! under the state lock, which orders the read before the reuse.
+//! counts the index delivered under the state lock. The slot is reused only after that,
+//! when a new index is admitted under the state lock, which orders the read before the
+//! reuse.
 //!
 //! Before, finished outcomes went to a per-worker outbox and were moved into a separate
 //! window under the lock: two extra copies per item, and a critical section as long as a
@@ -125,8 +126,8 @@ impl<T> Ring<T> {
     fn try_slot(&self, index: u64) -> Option<&Slot<T>> {
         let pos = index & self.mask;
         // Acquire, paired with `reserve`: a consumer may read outside the state lock, and
-        // must find the slots of a segment it sees initialised. (The segment's own `OnceLock`
-        // orders that too, but loom cannot see it.)
+        // must find the slots of a segment it sees initialised. (The segment's own
+        // `OnceLock` orders that too, but loom cannot see it.)
         if pos >= self.reserved.load(Ordering::Acquire) {
             return None;
         }

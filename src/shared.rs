@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use crate::chunk::Sizer;
-use crate::collector::{Collector, Window, take_in_order};
+use crate::collector::{Collector, Taken, Window, take_in_order};
 use crate::config::Resolved;
 use crate::handler::{Finished, Handler, Outcome, Pulled};
 use crate::membarrier::HandshakeFence;
@@ -313,6 +313,27 @@ impl Hints {
     }
 }
 
+/// A consumer reading the ring outside the lock (`State::taking`). Dropping it, also when
+/// the consumer's sink panics, counts what it took as delivered and clears the mark, so
+/// other consumers and `free` never wait on it for ever.
+struct TakingGuard<'a, H: Handler> {
+    shared: &'a Shared<H>,
+    taken: Taken,
+}
+
+impl<H: Handler> Drop for TakingGuard<'_, H> {
+    fn drop(&mut self) {
+        let shared = self.shared;
+        let mut st = lock(&shared.state);
+        st.taking = false;
+        let waiters = st.take_waiters > 0;
+        shared.count_delivered(st, std::mem::take(&mut self.taken));
+        if waiters {
+            shared.taken.notify_all();
+        }
+    }
+}
+
 /// A pointer to [`Shared`] that a pool thread may carry.
 pub(crate) struct SharedRef<H: Handler>(*const Shared<H>);
 
@@ -523,31 +544,28 @@ impl<H: Handler> Shared<H> {
                 st = self.wait_for_taker(st);
                 continue;
             }
-            let mut next = st.collector.head();
-            if max == 1 || !self.window.is_full(next) {
+            let head = st.collector.head();
+            if max == 1 || !self.window.is_full(head) {
+                let mut taken = Taken::from(head);
                 // SAFETY: under the state lock with no consumer taking: the only taker,
                 // from the index after the last one handed back.
-                let (got, counts) =
-                    unsafe { take_in_order(&self.window, &mut next, max, |o| sink(o.into())) };
-                if got > 0 {
-                    self.count_delivered(st, next, got, counts);
+                unsafe { take_in_order(&self.window, &mut taken, max, |o| sink(o.into())) };
+                if taken.got > 0 {
+                    let got = taken.got;
+                    self.count_delivered(st, taken);
                     return Ok(got);
                 }
             } else {
                 st.taking = true;
                 drop(st);
+                let mut taking = TakingGuard {
+                    shared: self,
+                    taken: Taken::from(head),
+                };
                 // SAFETY: `taking` makes this the only taker (a consumer that finds it
                 // set waits, as does `free`), from the index after the last handed back.
-                let (got, counts) =
-                    unsafe { take_in_order(&self.window, &mut next, max, |o| sink(o.into())) };
-                st = lock(&self.state);
-                st.taking = false;
-                let waiters = st.take_waiters > 0;
-                self.count_delivered(st, next, got, counts);
-                if waiters {
-                    self.taken.notify_all();
-                }
-                return Ok(got);
+                unsafe { take_in_order(&self.window, &mut taking.taken, max, |o| sink(o.into())) };
+                return Ok(taking.taken.got);
             }
             if st.is_done() {
                 return Err(Error::new(Status::Done, "every item has been handed back"));
@@ -567,12 +585,12 @@ impl<H: Handler> Shared<H> {
         st
     }
 
-    /// A consumer took `got` outcomes (`counts`) from the ring, up to index `next`: count
-    /// them delivered, which frees their slots, and let the lock go.
-    fn count_delivered(&self, mut st: Guard<'_, H>, next: u64, got: usize, counts: Outcomes) {
-        st.delivered += got as u64;
-        st.delivered_outcomes.add(counts);
-        st.collector.passed(next);
+    /// A consumer took `taken` from the ring: count it delivered, which frees the slots,
+    /// and let the lock go.
+    fn count_delivered(&self, mut st: Guard<'_, H>, taken: Taken) {
+        st.delivered += taken.got as u64;
+        st.delivered_outcomes.add(taken.counts);
+        st.collector.passed(taken.next);
         self.update_full(&st);
         self.unlock_and_wake(st);
     }

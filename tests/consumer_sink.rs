@@ -1,0 +1,125 @@
+//! The Rust API's `Pool::next_into` hands each outcome to a caller's sink. An ordered pool
+//! reads a batch outside its lock while other consumers wait, so a sink that panics must
+//! not leave them (or `free`) waiting: what it took counts as handed back, and the pool
+//! goes on.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use pmap::{Config, Handler, Pool, Status, Wait};
+
+struct Double {
+    dropped: Arc<AtomicUsize>,
+}
+
+impl Handler for Double {
+    type Item = u64;
+    type Output = u64;
+    type State = ();
+
+    fn init(&self, _worker: u32) {}
+
+    fn work(&self, _state: &mut (), item: &mut u64) -> Result<u64, i32> {
+        Ok(*item * 2)
+    }
+
+    fn exit(&self, _worker: u32, _state: ()) {}
+
+    fn drop_unreturned(&self, _outcome: pmap::Outcome<u64, u64>) {
+        self.dropped.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+fn wait_until_finished(pool: &Pool<Double>, n: u64) {
+    let start = Instant::now();
+    while pool.stats().unwrap().succeeded < n {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "items never finished"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+#[test]
+fn a_panicking_sink_leaves_the_pool_usable() {
+    let dropped = Arc::new(AtomicUsize::new(0));
+    let config = Config {
+        workers: 2,
+        capacity: 64,
+        ..Config::new()
+    };
+    let pool = Pool::new(
+        Double {
+            dropped: dropped.clone(),
+        },
+        &config,
+    )
+    .unwrap();
+    for i in 0..40 {
+        pool.submit(i, Wait::Forever).unwrap();
+    }
+    // Every result ready, so the batch below is read outside the lock.
+    wait_until_finished(&pool, 40);
+    let mut seen = Vec::new();
+    let panicked = catch_unwind(AssertUnwindSafe(|| {
+        pool.next_into(16, Wait::Never, |o| {
+            seen.push(o.index);
+            if seen.len() == 3 {
+                panic!("the caller's sink fails");
+            }
+        })
+    }));
+    assert!(panicked.is_err());
+    assert_eq!(seen, vec![0, 1, 2]);
+    let stats = pool.stats().unwrap();
+    assert_eq!(
+        stats.in_flight, 37,
+        "the three the sink took count as handed back"
+    );
+
+    // Another look goes on after them, in order, and finds the end.
+    let mut rest = Vec::new();
+    pool.next_many(&mut rest, 64, Wait::Never).unwrap();
+    let indices: Vec<u64> = rest.iter().map(|o| o.index).collect();
+    assert_eq!(indices, (3..40).collect::<Vec<_>>());
+    assert!(rest.iter().all(|o| o.value == Some(o.index * 2)));
+    pool.close().unwrap();
+    assert_eq!(pool.next(Wait::Forever).unwrap_err().status, Status::Done);
+    drop(pool);
+    assert_eq!(dropped.load(Ordering::SeqCst), 0, "nothing left to drop");
+}
+
+#[test]
+fn a_pool_freed_after_a_panicking_sink_hands_the_rest_to_drop() {
+    let dropped = Arc::new(AtomicUsize::new(0));
+    let config = Config {
+        workers: 2,
+        capacity: 64,
+        ..Config::new()
+    };
+    let pool = Pool::new(
+        Double {
+            dropped: dropped.clone(),
+        },
+        &config,
+    )
+    .unwrap();
+    for i in 0..20 {
+        pool.submit(i, Wait::Forever).unwrap();
+    }
+    wait_until_finished(&pool, 20);
+    let panicked = catch_unwind(AssertUnwindSafe(|| {
+        pool.next_into(8, Wait::Never, |_| panic!("the caller's sink fails"))
+    }));
+    assert!(panicked.is_err());
+    // Freeing must not wait for the consumer that panicked.
+    drop(pool);
+    assert_eq!(
+        dropped.load(Ordering::SeqCst),
+        19,
+        "all but the one the sink took"
+    );
+}
