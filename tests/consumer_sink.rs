@@ -32,7 +32,22 @@ impl Handler for Double {
     }
 }
 
-fn wait_until_finished(pool: &Pool<Double>, n: u64) {
+/// A pool of two workers and 64 slots with items `0..n` submitted and all finished, so a
+/// batch taken from it is read outside the lock; and its count of dropped outcomes.
+fn pool_with_results(n: u64) -> (Pool<Double>, Arc<AtomicUsize>) {
+    let dropped = Arc::new(AtomicUsize::new(0));
+    let config = Config {
+        workers: 2,
+        capacity: 64,
+        ..Config::new()
+    };
+    let handler = Double {
+        dropped: dropped.clone(),
+    };
+    let pool = Pool::new(handler, &config).unwrap();
+    for i in 0..n {
+        pool.submit(i, Wait::Forever).unwrap();
+    }
     let start = Instant::now();
     while pool.stats().unwrap().succeeded < n {
         assert!(
@@ -41,28 +56,12 @@ fn wait_until_finished(pool: &Pool<Double>, n: u64) {
         );
         std::thread::sleep(Duration::from_millis(1));
     }
+    (pool, dropped)
 }
 
 #[test]
 fn a_panicking_sink_leaves_the_pool_usable() {
-    let dropped = Arc::new(AtomicUsize::new(0));
-    let config = Config {
-        workers: 2,
-        capacity: 64,
-        ..Config::new()
-    };
-    let pool = Pool::new(
-        Double {
-            dropped: dropped.clone(),
-        },
-        &config,
-    )
-    .unwrap();
-    for i in 0..40 {
-        pool.submit(i, Wait::Forever).unwrap();
-    }
-    // Every result ready, so the batch below is read outside the lock.
-    wait_until_finished(&pool, 40);
+    let (pool, dropped) = pool_with_results(40);
     let mut seen = Vec::new();
     let panicked = catch_unwind(AssertUnwindSafe(|| {
         pool.next_into(16, Wait::Never, |o| {
@@ -94,23 +93,7 @@ fn a_panicking_sink_leaves_the_pool_usable() {
 
 #[test]
 fn a_pool_freed_after_a_panicking_sink_hands_the_rest_to_drop() {
-    let dropped = Arc::new(AtomicUsize::new(0));
-    let config = Config {
-        workers: 2,
-        capacity: 64,
-        ..Config::new()
-    };
-    let pool = Pool::new(
-        Double {
-            dropped: dropped.clone(),
-        },
-        &config,
-    )
-    .unwrap();
-    for i in 0..20 {
-        pool.submit(i, Wait::Forever).unwrap();
-    }
-    wait_until_finished(&pool, 20);
+    let (pool, dropped) = pool_with_results(20);
     let panicked = catch_unwind(AssertUnwindSafe(|| {
         pool.next_into(8, Wait::Never, |_| panic!("the caller's sink fails"))
     }));
