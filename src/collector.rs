@@ -23,8 +23,8 @@ pub(crate) enum Collector<I, O> {
         /// Index of the next item to hand back. A consumer taking outside the lock moves
         /// it past what it took (`passed`) once it has the lock again.
         head: u64,
-        /// Items `head .. ready_end` are known to have finished: what `pop_ready` can
-        /// hand out in a row. Each slot is looked at once while it is not yet known full.
+        /// Items `head .. ready_end` are known to have finished: what a consumer can
+        /// take in a row. Each slot is looked at once while it is not yet known full.
         ready_end: u64,
     },
     Unordered(VecDeque<Finished<I, O>>),

@@ -374,8 +374,9 @@ fn live_source() {
     });
 }
 
-/// Two consumers drain one ordered pool at once: they read the ring holding only the
-/// take lock, so each item must still come back exactly once, each consumer's share in
+/// Two consumers drain one ordered pool at once, one a batch at a time (read from the ring
+/// outside the state lock while the pool marks it taking), the other one by one (read
+/// under the lock): each item must still come back exactly once, each consumer's share in
 /// index order, and both must see `Done`.
 #[test]
 fn two_consumers() {
@@ -387,7 +388,22 @@ fn two_consumers() {
         pool.close().unwrap();
         let other = {
             let (pool, ledger) = (pool.clone(), ledger.clone());
-            loom::thread::spawn(move || drain(&pool, &ledger))
+            loom::thread::spawn(move || {
+                let mut seen = Vec::new();
+                loop {
+                    let mut batch = Vec::new();
+                    match pool.next_many(&mut batch, 2, Wait::Forever) {
+                        Ok(_) => batch.iter().for_each(|o| {
+                            ledger.check_delivered(o);
+                            seen.push(o.index);
+                        }),
+                        Err(e) => {
+                            assert_eq!(e.status, Status::Done);
+                            return seen;
+                        }
+                    }
+                }
+            })
         };
         let mine = drain(&pool, &ledger);
         let theirs = other.join().unwrap();
