@@ -660,10 +660,7 @@ impl<H: Handler> Shared<H> {
         let mut all = st.outcomes;
         if self.ordered {
             for tally in self.tallies.iter() {
-                let t = tally.read();
-                all.succeeded += t.succeeded;
-                all.failed += t.failed;
-                all.cancelled += t.cancelled;
+                all.add(tally.read());
             }
         }
         all
@@ -1239,7 +1236,7 @@ impl<H: Handler> Shared<H> {
             }
             // Room comes in batches (`room_due`), and a batch may never come: the consumer
             // may be waiting for what this source call would bring.
-            let limit = capped(None, ROOM_DEFERRAL_LIMIT);
+            let limit = Some(ROOM_DEFERRAL_LIMIT);
             st.feeder.enter();
             let hint = &self.hints.room;
             let spun;
