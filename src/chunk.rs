@@ -94,6 +94,11 @@ impl Sizer {
     }
 
     /// Fold in a task that ran `items` items in `ns` nanoseconds.
+    ///
+    /// A task of the current length weighs 1/8; a shorter one less, in proportion to its
+    /// items: a round of a few items (taken at the end of the input, or by a worker just
+    /// woken with a cold cache) is mostly fixed cost, and must not pull the estimate as
+    /// far as a full one.
     pub(crate) fn record(&self, items: usize, ns: u64) {
         #[cfg(loom)]
         if self.fixed {
@@ -108,7 +113,11 @@ impl Sizer {
         let new = if old == 0 {
             sample
         } else {
-            (old * 7 + sample) / 8
+            let full = self.task_len().max(1) as u128;
+            let weight = (items as u128).min(full);
+            let (old, sample) = (old as u128, sample as u128);
+            let new = (old * (8 * full - weight) + sample * weight) / (8 * full);
+            u64::try_from(new).unwrap_or(u64::MAX)
         };
         let new = new.max(1);
         self.item_ns.store(new, Ordering::Relaxed);
@@ -150,6 +159,30 @@ mod tests {
         let s = Sizer::new(256, 2);
         s.record(100, 1_000);
         assert_eq!(s.task_len(), 64, "256 slots over 2 workers, twice each");
+    }
+
+    #[test]
+    fn a_short_round_pulls_the_estimate_in_proportion_to_its_items() {
+        let s = Sizer::new(4096, 2);
+        s.record(1000, 10_000);
+        assert_eq!(s.task_len(), 1024, "10 ns items fill the spread cap");
+        s.record(1, 100_000);
+        assert_eq!(
+            s.item_ns(),
+            (10 * (8 * 1024 - 1) + 100_000) / (8 * 1024),
+            "one item of 1024 weighs 1/8192"
+        );
+        assert!(s.task_len() > 800, "one slow item leaves tasks long");
+
+        let s = Sizer::new(4096, 2);
+        s.record(1000, 10_000);
+        s.record(1024, 1024 * 100_000);
+        assert_eq!(
+            s.item_ns(),
+            (7 * 10 + 100_000) / 8,
+            "a full task weighs 1/8"
+        );
+        assert_eq!(s.task_len(), 1);
     }
 
     #[test]

@@ -13,10 +13,11 @@ pub(crate) fn run<H: Handler>(shared: &Shared<H>, id: u32) {
     let mut state = shared.handler.init(id);
     // Reused across rounds so nothing allocates in steady state.
     let mut round: Vec<H::Item> = Vec::new();
-    // Start of the current round: the end of the previous one unless the worker slept in
-    // between, so a busy worker reads the clock once per round.
-    let mut started = Instant::now();
-    while let Some(first) = shared.next_round(id, &mut round, &mut started) {
+    while let Some(first) = shared.next_round(id, &mut round) {
+        // Timed from here, not from the end of the last round: a wait for the state lock
+        // counted as work makes cheap items look costly while another thread hammers the
+        // lock, so tasks shrink and the lock is taken more often still.
+        let started = Instant::now();
         let mut ran = 0;
         for (k, mut item) in round.drain(..).enumerate() {
             let index = first + k as u64;
@@ -33,9 +34,7 @@ pub(crate) fn run<H: Handler>(shared: &Shared<H>, id: u32) {
             }
             shared.finish(id, Finished::ran(index, item, id, result));
         }
-        let ended = Instant::now();
-        let ns = ended.saturating_duration_since(started).as_nanos() as u64;
-        started = ended;
+        let ns = started.elapsed().as_nanos() as u64;
         shared.add_busy(ns);
         shared.sizer.record(ran, ns);
     }

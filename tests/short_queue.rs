@@ -1,0 +1,83 @@
+//! A worker takes fewer than a task's worth of queued items only when somebody waits on
+//! the pool, the input has ended, or the worker has slept (woken by the poller's timer or
+//! a notify). So a few items queued after many cheap ones, with the input still open and
+//! nobody waiting, must still finish: the poller's timer brings a worker back for them.
+
+use std::time::{Duration, Instant};
+
+use pmap::{Config, Handler, Pool, Status, Wait};
+
+struct Double;
+
+impl Handler for Double {
+    type Item = u64;
+    type Output = u64;
+    type State = ();
+
+    fn init(&self, _worker: u32) {}
+
+    fn work(&self, _state: &mut (), item: &mut u64) -> Result<u64, i32> {
+        Ok(*item * 2)
+    }
+
+    fn exit(&self, _worker: u32, _state: ()) {}
+}
+
+/// Waits (by polling `stats`, which is not a wait on the pool) until `n` items succeeded.
+fn wait_for_succeeded(pool: &Pool<Double>, n: u64) {
+    let start = Instant::now();
+    while pool.stats().unwrap().succeeded < n {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "items short of a task stayed queued with nobody waiting"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+#[test]
+fn a_short_queue_finishes_with_nobody_waiting() {
+    let config = Config {
+        workers: 2,
+        ..Config::new()
+    };
+    let pool = Pool::new(Double, &config).unwrap();
+    // Cheap items, one thread submitting and draining: the pool learns that a task should
+    // carry many of them.
+    let warm_up = 100_000;
+    let mut next_index = 0;
+    for i in 0..warm_up {
+        let mut item = i;
+        loop {
+            match pool.submit(item, Wait::Never) {
+                Ok(()) => break,
+                Err(rejected) => {
+                    assert_eq!(rejected.error.status, Status::Timeout);
+                    item = rejected.item;
+                    let outcome = pool.next(Wait::Forever).unwrap();
+                    assert_eq!(outcome.index, next_index);
+                    next_index += 1;
+                }
+            }
+        }
+    }
+    while next_index < warm_up {
+        let outcome = pool.next(Wait::Forever).unwrap();
+        assert_eq!(outcome.index, next_index);
+        next_index += 1;
+    }
+    assert_eq!(pool.stats().unwrap().in_flight, 0);
+
+    // Three more, and nobody waits for them: the input stays open.
+    for i in 0..3 {
+        pool.submit(1000 + i, Wait::Never).unwrap();
+    }
+    wait_for_succeeded(&pool, warm_up + 3);
+    for i in 0..3 {
+        let outcome = pool.next(Wait::Never).unwrap();
+        assert_eq!(outcome.index, warm_up + i);
+        assert_eq!(outcome.value, Some((1000 + i) * 2));
+    }
+    pool.close().unwrap();
+    assert_eq!(pool.next(Wait::Forever).unwrap_err().status, Status::Done);
+}
