@@ -704,12 +704,10 @@ impl<H: Handler> Shared<H> {
     ///
     /// Fewer than a task's worth are taken only when they are worth a round
     /// (`worth_a_round`: somebody waits on the pool, or the input has ended) or once the
-    /// worker has slept: woken by its poller's timer or by a notify. A worker back from a
-    /// round that took whatever was queued went round for a few items at a time while a
-    /// thread submitted one by one, each round a trip through the lock that thread
-    /// needs (in the one-thread submit-then-next pattern, 84% of about 22 000 rounds
-    /// per million trivial items held less than a task). Queued items wait for a task's worth at
-    /// most as long as the poller's timer, as they already did while every worker slept.
+    /// worker has slept: woken by its poller's timer or by a notify. Otherwise a short
+    /// queue waits for more, at most as long as the poller's timer (DESIGN.md, "Tasks":
+    /// taking whatever was queued cost a round through the lock per few items while a
+    /// thread submitted one by one).
     pub(crate) fn next_round(&self, worker: u32, round: &mut Vec<H::Item>) -> Option<u64> {
         let mut st = lock(&self.state);
         self.publish_locked(&mut st, worker);
