@@ -8,29 +8,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use pmap::{Config, Handler, Pool, Status, Wait};
+mod common;
 
-struct Double {
-    dropped: Arc<AtomicUsize>,
-}
-
-impl Handler for Double {
-    type Item = u64;
-    type Output = u64;
-    type State = ();
-
-    fn init(&self, _worker: u32) {}
-
-    fn work(&self, _state: &mut (), item: &mut u64) -> Result<u64, i32> {
-        Ok(*item * 2)
-    }
-
-    fn exit(&self, _worker: u32, _state: ()) {}
-
-    fn drop_unreturned(&self, _outcome: pmap::Outcome<u64, u64>) {
-        self.dropped.fetch_add(1, Ordering::SeqCst);
-    }
-}
+use common::Double;
+use pmap::{Config, Pool, Status, Wait};
 
 /// A pool of two workers and 64 slots with items `0..n` submitted and all finished, so a
 /// batch taken from it is read outside the lock; and its count of dropped outcomes.

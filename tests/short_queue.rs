@@ -5,23 +5,10 @@
 
 use std::time::{Duration, Instant};
 
-use pmap::{Config, Handler, Pool, Status, Wait};
+mod common;
 
-struct Double;
-
-impl Handler for Double {
-    type Item = u64;
-    type Output = u64;
-    type State = ();
-
-    fn init(&self, _worker: u32) {}
-
-    fn work(&self, _state: &mut (), item: &mut u64) -> Result<u64, i32> {
-        Ok(*item * 2)
-    }
-
-    fn exit(&self, _worker: u32, _state: ()) {}
-}
+use common::Double;
+use pmap::{Config, Pool, Status, Wait};
 
 /// Waits (by polling `stats`, which is not a wait on the pool) until `n` items succeeded.
 fn wait_for_succeeded(pool: &Pool<Double>, n: u64) {
@@ -41,7 +28,7 @@ fn a_short_queue_finishes_with_nobody_waiting() {
         workers: 2,
         ..Config::new()
     };
-    let pool = Pool::new(Double, &config).unwrap();
+    let pool = Pool::new(Double::default(), &config).unwrap();
     // Cheap items, one thread submitting and draining: the pool learns that a task should
     // carry many of them.
     let warm_up = 100_000;
