@@ -6,11 +6,10 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
 
 mod common;
 
-use common::Double;
+use common::{Double, wait_for_succeeded};
 use pmap::{Config, Pool, Status, Wait};
 
 /// A pool of two workers and 64 slots with items `0..n` submitted and all finished, so a
@@ -29,14 +28,7 @@ fn pool_with_results(n: u64) -> (Pool<Double>, Arc<AtomicUsize>) {
     for i in 0..n {
         pool.submit(i, Wait::Forever).unwrap();
     }
-    let start = Instant::now();
-    while pool.stats().unwrap().succeeded < n {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "items never finished"
-        );
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    wait_for_succeeded(&pool, n);
     (pool, dropped)
 }
 

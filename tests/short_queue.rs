@@ -3,24 +3,10 @@
 //! a notify). So a few items queued after many cheap ones, with the input still open and
 //! nobody waiting, must still finish: the poller's timer brings a worker back for them.
 
-use std::time::{Duration, Instant};
-
 mod common;
 
-use common::Double;
+use common::{Double, wait_for_succeeded};
 use pmap::{Config, Pool, Status, Wait};
-
-/// Waits (by polling `stats`, which is not a wait on the pool) until `n` items succeeded.
-fn wait_for_succeeded(pool: &Pool<Double>, n: u64) {
-    let start = Instant::now();
-    while pool.stats().unwrap().succeeded < n {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "items short of a task stayed queued with nobody waiting"
-        );
-        std::thread::sleep(Duration::from_millis(1));
-    }
-}
 
 #[test]
 fn a_short_queue_finishes_with_nobody_waiting() {
@@ -59,6 +45,7 @@ fn a_short_queue_finishes_with_nobody_waiting() {
     for i in 0..3 {
         pool.submit(1000 + i, Wait::Never).unwrap();
     }
+    // Fails if the short queue stays put with nobody waiting.
     wait_for_succeeded(&pool, warm_up + 3);
     for i in 0..3 {
         let outcome = pool.next(Wait::Never).unwrap();

@@ -2,8 +2,9 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
-use pmap::Handler;
+use pmap::{Handler, Pool};
 
 /// Doubles each item, and counts the outcomes a freed pool hands to `drop_unreturned`.
 #[derive(Default)]
@@ -26,5 +27,18 @@ impl Handler for Double {
 
     fn drop_unreturned(&self, _outcome: pmap::Outcome<u64, u64>) {
         self.dropped.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// Waits (by polling `stats`, which is not a wait on the pool) until `n` items succeeded;
+/// fails after 30 s.
+pub fn wait_for_succeeded(pool: &Pool<Double>, n: u64) {
+    let start = Instant::now();
+    while pool.stats().unwrap().succeeded < n {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "fewer than {n} items finished within 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(1));
     }
 }
