@@ -156,9 +156,12 @@ pub(crate) unsafe fn take_in_order<I, O>(
     mut f: impl FnMut(Finished<I, O>),
 ) {
     let stop = taken.got + max;
-    while taken.got < stop && window.is_full(taken.next) {
-        // SAFETY: seen full, so in flight with its outcome stored; the only taker.
-        let outcome = unsafe { window.take(taken.next) };
+    while taken.got < stop {
+        // SAFETY: the index after the last handed back (in flight, or not yet admitted);
+        // the only taker.
+        let Some(outcome) = (unsafe { window.take_if_full(taken.next) }) else {
+            break;
+        };
         taken.next += 1;
         taken.got += 1;
         taken.counts.count(outcome.status());

@@ -92,13 +92,20 @@ impl<T> Ring<T> {
     /// Make sure the slots of indices `first .. first + count` exist. Called under the
     /// state lock when those indices are given out (in order, so each range starts
     /// within the reserved prefix and extends it).
+    #[inline]
     pub(crate) fn reserve(&self, first: u64, count: u64) {
-        let len = self.mask + 1;
         // Only under the state lock: relaxed is enough.
         let reserved = self.reserved.load(Ordering::Relaxed);
-        if count == 0 || reserved == len || first + count <= reserved {
+        if count == 0 || first + count <= reserved || reserved == self.mask + 1 {
             return;
         }
+        self.reserve_segments(first, count, reserved);
+    }
+
+    /// `reserve` past the slots that exist so far: allocate the segments it reaches.
+    #[cold]
+    fn reserve_segments(&self, first: u64, count: u64, reserved: u64) {
+        let len = self.mask + 1;
         // Every segment the range touches, at most all of them once.
         let mut at = first;
         let end = first + count.min(len);
@@ -173,7 +180,29 @@ impl<T> Ring<T> {
     /// `is_full(index)` was seen true, the index is in flight, and the caller is the only
     /// taker (see the module docs).
     pub(crate) unsafe fn take(&self, index: u64) -> T {
-        let slot = self.slot(index);
+        // SAFETY: the caller's promise, passed on.
+        unsafe { Self::take_from(self.slot(index)) }
+    }
+
+    /// Take the outcome of `index` if it is stored: `is_full` and `take` with one lookup
+    /// of the slot (a consumer handing outcomes back one by one does this per call).
+    ///
+    /// # Safety
+    /// The index is in flight or past the last one admitted, and the caller is the only
+    /// taker (see the module docs).
+    pub(crate) unsafe fn take_if_full(&self, index: u64) -> Option<T> {
+        let slot = self.try_slot(index)?;
+        // Acquire: pairs with the writer's release, as in `is_full`.
+        if !slot.full.load(Ordering::Acquire) {
+            return None;
+        }
+        // SAFETY: seen full, and the caller's promise covers the rest.
+        Some(unsafe { Self::take_from(slot) })
+    }
+
+    /// # Safety
+    /// `slot` is full, its index in flight, and the caller its only taker.
+    unsafe fn take_from(slot: &Slot<T>) -> T {
         let value = slot.value.with_mut(|v| {
             // SAFETY: full, so written and not yet taken; takers are serialised.
             unsafe { (*v).assume_init_read() }

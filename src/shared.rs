@@ -894,7 +894,9 @@ impl<H: Handler> Shared<H> {
 
     /// Pick sleeping workers for the queued items: one per task's worth, at least one.
     fn signal_for_queue_locked(&self, st: &mut StateOf<H>) -> usize {
-        if st.queue.is_empty() {
+        // Checked first: with every worker awake (the usual case on a submit) this skips
+        // a division per call.
+        if st.queue.is_empty() || st.idle_workers == 0 {
             return 0;
         }
         let wanted = (st.queue.len() / self.sizer.task_len()).max(1);
@@ -1040,7 +1042,29 @@ impl<H: Handler> Shared<H> {
 
     /// Release the lock, then wake whoever should make progress: a thread woken while the
     /// lock is still held would only block on it again.
+    #[inline(always)]
     fn unlock_and_wake(&self, mut st: Guard<'_, H>) {
+        if st.consumers.waiting == 0
+            && st.producers.waiting == 0
+            && st.feeder.waiting == 0
+            && !st.freeing
+        {
+            // What `wakes` comes to when only workers may sleep: the hot paths (a submit,
+            // a `next`) nearly always find it so, and the whole decision is then a few
+            // loads.
+            let workers = self.worker_wakes(&mut st);
+            drop(st);
+            for _ in 0..workers {
+                self.work.notify_one();
+            }
+            return;
+        }
+        self.unlock_and_wake_all(st);
+    }
+
+    /// `unlock_and_wake` when somebody besides the workers waits.
+    #[inline(never)]
+    fn unlock_and_wake_all(&self, mut st: Guard<'_, H>) {
         let wakes = self.wakes(&mut st);
         drop(st);
         wakes.apply(self);
@@ -1126,6 +1150,7 @@ impl<H: Handler> Shared<H> {
 
     /// How many sleeping workers to wake for the queued items (see `wakes`), and the
     /// spinning workers' hint.
+    #[inline]
     fn worker_wakes(&self, st: &mut StateOf<H>) -> usize {
         let mut work = false;
         let mut wake = 0;

@@ -2,7 +2,7 @@
 
 use std::any::Any;
 use std::borrow::Cow;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::ffi::c_char;
 use std::io::Write;
 
@@ -39,38 +39,63 @@ macro_rules! try_mut {
     }};
 }
 
-/// This thread's last error. Recorded cheaply (a `PMAP_TIMEOUT` is routine on hot paths
-/// such as a full window) and formatted only when `pmap_last_error` asks for it.
+/// This thread's last error, as plain data: a `PMAP_TIMEOUT` is routine on hot paths
+/// (a polled submit into a full window), and a thread-local with a destructor cost about
+/// 70 instructions per access where this costs a few. The text is formatted only when
+/// `pmap_last_error` asks for it.
+#[derive(Clone, Copy)]
 struct LastError {
     fn_name: &'static str,
     status: Status,
-    message: Cow<'static, str>,
-    /// The formatted, NUL-terminated message; reused to avoid allocating.
+    /// The message, unless it was built at run time (then it is in `LAST_TEXT`).
+    message: Option<&'static str>,
+    /// Counts the errors recorded on this thread; 0 = none yet.
+    seq: u64,
+}
+
+/// The formatted message, and a message built at run time: the rare paths.
+struct LastText {
+    /// The formatted, NUL-terminated message of error `text_seq`; reused to avoid
+    /// allocating.
     text: Vec<u8>,
-    /// `text` matches the fields above.
-    formatted: bool,
+    text_seq: u64,
+    /// The message of the last error whose message was built at run time.
+    owned: String,
 }
 
 thread_local! {
-    static LAST_ERROR: RefCell<LastError> = const {
-        RefCell::new(LastError {
-            fn_name: "",
-            status: Status::Ok,
-            message: Cow::Borrowed(""),
-            text: Vec::new(),
-            formatted: true,
-        })
+    static LAST_ERROR: Cell<LastError> = const {
+        Cell::new(LastError { fn_name: "", status: Status::Ok, message: Some(""), seq: 0 })
+    };
+    static LAST_TEXT: RefCell<LastText> = const {
+        RefCell::new(LastText { text: Vec::new(), text_seq: 0, owned: String::new() })
     };
 }
 
 /// Record `"<fn>: <STATUS>: <message>"` as this thread's last error.
 pub(crate) fn record(fn_name: &'static str, status: Status, message: Cow<'static, str>) {
-    LAST_ERROR.with(|cell| {
-        let mut last = cell.borrow_mut();
-        last.fn_name = fn_name;
-        last.status = status;
-        last.message = message;
-        last.formatted = false;
+    let last = LAST_ERROR.get();
+    let message = match message {
+        Cow::Borrowed(message) => {
+            let same = last.status == status
+                && std::ptr::eq(last.fn_name, fn_name)
+                && last.message.is_some_and(|m| std::ptr::eq(m, message));
+            if same {
+                // The same failure again: the text already says it.
+                return;
+            }
+            Some(message)
+        }
+        Cow::Owned(message) => {
+            LAST_TEXT.with_borrow_mut(|t| t.owned = message);
+            None
+        }
+    };
+    LAST_ERROR.set(LastError {
+        fn_name,
+        status,
+        message,
+        seq: last.seq + 1,
     });
 }
 
@@ -100,29 +125,23 @@ pub(crate) fn record_panic(fn_name: &'static str, payload: &(dyn Any + Send)) {
 
 /// This thread's last error as a C string, or "" when there was none.
 pub(crate) fn last_error_ptr() -> *const c_char {
-    LAST_ERROR.with(|cell| {
-        let mut last = cell.borrow_mut();
-        if !last.formatted {
-            let LastError {
-                fn_name,
-                status,
-                message,
-                text,
-                ..
-            } = &mut *last;
+    let last = LAST_ERROR.get();
+    if last.seq == 0 {
+        return c"".as_ptr();
+    }
+    LAST_TEXT.with_borrow_mut(|t| {
+        if t.text_seq != last.seq {
+            let LastText { text, owned, .. } = t;
+            let message = last.message.unwrap_or(owned);
             text.clear();
-            let _ = write!(text, "{fn_name}: {}: {message}", status.name());
+            let _ = write!(text, "{}: {}: {message}", last.fn_name, last.status.name());
             // An interior NUL would cut the message short, never overrun it.
             text.push(0);
-            last.formatted = true;
+            t.text_seq = last.seq;
         }
-        if last.text.is_empty() {
-            c"".as_ptr()
-        } else {
-            // The buffer lives as long as the thread and only changes when this thread
-            // asks again after another failing call, as documented for `pmap_last_error`.
-            last.text.as_ptr().cast()
-        }
+        // The buffer lives as long as the thread and only changes when this thread asks
+        // again after another failing call, as documented for `pmap_last_error`.
+        t.text.as_ptr().cast()
     })
 }
 
@@ -142,3 +161,49 @@ pub(crate) fn fault_point(fn_name: &str) {
 #[cfg(not(feature = "fault-injection"))]
 #[inline(always)]
 pub(crate) fn fault_point(_fn_name: &str) {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::CStr;
+
+    fn last() -> String {
+        // SAFETY: `last_error_ptr` returns a NUL-terminated string that stays valid until
+        // this thread records and asks again.
+        let text = unsafe { CStr::from_ptr(last_error_ptr()) };
+        text.to_str().expect("UTF-8").to_owned()
+    }
+
+    #[test]
+    fn each_failure_replaces_the_last_error_text() {
+        // A thread of its own: the record is per thread.
+        std::thread::spawn(|| {
+            assert_eq!(last(), "");
+            let timeout = "the timeout expired";
+            record("pmap_submit", Status::Timeout, Cow::Borrowed(timeout));
+            assert_eq!(last(), "pmap_submit: PMAP_TIMEOUT: the timeout expired");
+            // The same failure again leaves the text as it is.
+            record("pmap_submit", Status::Timeout, Cow::Borrowed(timeout));
+            assert_eq!(last(), "pmap_submit: PMAP_TIMEOUT: the timeout expired");
+            record("pmap_next", Status::Timeout, Cow::Borrowed(timeout));
+            assert_eq!(last(), "pmap_next: PMAP_TIMEOUT: the timeout expired");
+            record(
+                "pmap_new",
+                Status::Invalid,
+                Cow::Owned(format!("workers: {}", 7)),
+            );
+            assert_eq!(last(), "pmap_new: PMAP_INVALID: workers: 7");
+            record(
+                "pmap_new",
+                Status::Invalid,
+                Cow::Owned("capacity: 0".to_owned()),
+            );
+            assert_eq!(last(), "pmap_new: PMAP_INVALID: capacity: 0");
+            // A static message after a run-time one, though it was recorded before.
+            record("pmap_next", Status::Timeout, Cow::Borrowed(timeout));
+            assert_eq!(last(), "pmap_next: PMAP_TIMEOUT: the timeout expired");
+        })
+        .join()
+        .expect("the test thread");
+    }
+}
