@@ -16,6 +16,7 @@ pub mod handler;
 mod membarrier;
 mod outbox;
 mod pool;
+mod queue;
 mod ring;
 mod shared;
 mod spin;

@@ -2,7 +2,6 @@
 //! operation on it. `Pool` (the public API), the workers and the feeder all go through
 //! here. See `src/DESIGN.md` for the states and the invariants.
 
-use std::collections::VecDeque;
 use std::iter::Peekable;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -14,6 +13,7 @@ use crate::handler::{Finished, Handler, Outcome, Pulled};
 use crate::membarrier::HandshakeFence;
 use crate::outbox::{Outbox, handshake_fence};
 use crate::pool::Error;
+use crate::queue::WorkQueue;
 use crate::spin::{Backoff, SPIN_LIMIT, spin_until};
 use crate::stats::{Outcomes, Stats, Tally};
 use crate::status::{ItemStatus, Status};
@@ -124,7 +124,7 @@ struct State<I, O> {
     collector: Collector<I, O>,
     /// Accepted items no worker has taken yet. Indices are given out in order, so the
     /// queue holds consecutive indices starting at `queue_first`.
-    queue: VecDeque<I>,
+    queue: WorkQueue<I>,
     queue_first: u64,
     /// Workers asleep on `work` and not yet signalled: a signalled worker counts as awake
     /// from the notify on, so a burst of submits makes one notify per sleeper, not per item.
@@ -378,7 +378,7 @@ impl<H: Handler> Shared<H> {
                 cancelled: false,
                 freeing: false,
                 collector: Collector::new(cfg.ordered, cfg.capacity),
-                queue: VecDeque::with_capacity(cfg.capacity.min(1024)),
+                queue: WorkQueue::with_capacity(cfg.capacity.min(1024)),
                 queue_first: 0,
                 idle_workers: 0,
                 work_signals: 0,
@@ -736,7 +736,7 @@ impl<H: Handler> Shared<H> {
             if !st.queue.is_empty() && (slept || self.worth_a_round(&st)) {
                 let n = self.sizer.task_len().min(st.queue.len());
                 let first = st.queue_first;
-                round.extend(st.queue.drain(..n));
+                st.queue.take_front(n, round);
                 st.queue_first += n as u64;
                 self.unlock_and_wake(st);
                 return Some(first);
@@ -1027,8 +1027,7 @@ impl<H: Handler> Shared<H> {
         self.stop_pulling.store(true, Ordering::Release);
         // Queued items never start: they get their outcome now, not when a worker frees up.
         let first = st.queue_first;
-        let queued = std::mem::take(&mut st.queue);
-        for (k, item) in queued.into_iter().enumerate() {
+        for (k, item) in st.queue.take_all().enumerate() {
             self.count_and_insert(st, Finished::cancelled(first + k as u64, item));
         }
         self.wake_locked(st);
