@@ -139,6 +139,7 @@ impl<H: Handler> Pool<H> {
     ///
     /// Returns how many were accepted; items not accepted stay in the iterator. The
     /// status is `Ok` only when the iterator was emptied.
+    #[inline]
     pub fn submit_many<It>(
         &self,
         items: &mut Peekable<It>,
@@ -187,6 +188,7 @@ impl<H: Handler> Pool<H> {
 
     /// [`Pool::next_many`] handing each outcome to `sink` (called while other consumers
     /// of the pool wait, so it must be quick and must not call back into the pool).
+    #[inline]
     pub fn next_into(
         &self,
         max: usize,

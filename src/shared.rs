@@ -437,6 +437,7 @@ impl<H: Handler> Shared<H> {
     }
 
     /// Admit items from `items`, waiting for room until `deadline`. See `Pool::submit_many`.
+    #[inline]
     pub(crate) fn submit_many<It>(
         &self,
         items: &mut Peekable<It>,
@@ -493,6 +494,7 @@ impl<H: Handler> Shared<H> {
     }
 
     /// Hand up to `max` ready outcomes to `sink`, waiting until `deadline` for the first.
+    #[inline]
     pub(crate) fn next_into(
         &self,
         max: usize,
@@ -532,6 +534,7 @@ impl<H: Handler> Shared<H> {
     /// cache miss per slot inside it, so a worker back for its next task found the lock
     /// taken, slept on it and had to be woken (most of the futex calls at trivial items).
     /// A single outcome is read under the lock: one slot costs less than the second trip.
+    #[inline]
     fn next_in_order(
         &self,
         max: usize,
@@ -587,6 +590,7 @@ impl<H: Handler> Shared<H> {
 
     /// A consumer took `taken` from the ring: count it delivered, which frees the slots,
     /// and let the lock go.
+    #[inline]
     fn count_delivered(&self, mut st: Guard<'_, H>, taken: Taken) {
         st.delivered += taken.got as u64;
         st.delivered_outcomes.add(taken.counts);
