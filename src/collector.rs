@@ -87,8 +87,8 @@ impl<I, O> Collector<I, O> {
         match self {
             Collector::Ordered { head, ready_end } => {
                 let end = *head + in_flight;
-                while *ready_end < end && window.is_full(*ready_end) {
-                    *ready_end += 1;
+                if *ready_end < end {
+                    *ready_end += window.count_full(*ready_end, end - *ready_end);
                 }
                 (*ready_end - *head) as usize
             }
