@@ -86,10 +86,12 @@ pub(crate) fn record(fn_name: &'static str, status: Status, message: Cow<'static
             }
             Some(message)
         }
-        Cow::Owned(message) => {
-            LAST_TEXT.with_borrow_mut(|t| t.owned = message);
-            None
-        }
+        // `try_with`: a call failing in another thread-local's destructor, after this
+        // one's, must still get its status back rather than a panic.
+        Cow::Owned(message) => match LAST_TEXT.try_with(|t| t.borrow_mut().owned = message) {
+            Ok(()) => None,
+            Err(_) => Some("(the message was lost: the thread is exiting)"),
+        },
     };
     LAST_ERROR.set(LastError {
         fn_name,
@@ -129,9 +131,10 @@ pub(crate) fn last_error_ptr() -> *const c_char {
     if last.seq == 0 {
         return c"".as_ptr();
     }
-    LAST_TEXT.with_borrow_mut(|t| {
+    let text = LAST_TEXT.try_with(|t| {
+        let mut t = t.borrow_mut();
         if t.text_seq != last.seq {
-            let LastText { text, owned, .. } = t;
+            let LastText { text, owned, .. } = &mut *t;
             let message = last.message.unwrap_or(owned);
             text.clear();
             let _ = write!(text, "{}: {}: {message}", last.fn_name, last.status.name());
@@ -142,7 +145,9 @@ pub(crate) fn last_error_ptr() -> *const c_char {
         // The buffer lives as long as the thread and only changes when this thread asks
         // again after another failing call, as documented for `pmap_last_error`.
         t.text.as_ptr().cast()
-    })
+    });
+    // Asked from another thread-local's destructor, after this one's.
+    text.unwrap_or(c"".as_ptr())
 }
 
 /// With the `fault-injection` feature, panics inside the export named by the environment
