@@ -30,7 +30,7 @@ while [ $# -gt 0 ]; do
         --rounds) ROUNDS=$2; shift 2 ;;
         --cal) CAL=$2; shift 2 ;;
         --) shift; break ;;
-        -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *=*) BUILDS+=("$1"); shift ;;
         *) echo "unknown argument: $1 (a build is NAME=path/to/libpmap.so)" >&2; exit 2 ;;
     esac
