@@ -34,6 +34,17 @@ impl<T> WorkQueue<T> {
         self.items.push_back(ManuallyDrop::new(item));
     }
 
+    /// Make room for `n` more items, so that pushing them cannot allocate (or panic).
+    pub(crate) fn reserve(&mut self, n: usize) {
+        self.items.reserve(n);
+    }
+
+    /// Append every item of `items`, in order. A `VecDeque` extended from an iterator of
+    /// known length fills its free space in one pass (no capacity check per item).
+    pub(crate) fn extend(&mut self, items: impl Iterator<Item = T>) {
+        self.items.extend(items.map(ManuallyDrop::new));
+    }
+
     /// Move the `n` oldest items (`n <= len`) to the end of `out`, oldest first.
     pub(crate) fn take_front(&mut self, n: usize, out: &mut Vec<T>) {
         assert!(n <= self.items.len(), "took more than is queued");

@@ -871,19 +871,27 @@ impl<H: Handler> Shared<H> {
 
     /// Move the feeder's inbox to the queue (cancelled outcomes after a cancel).
     fn move_inbox_locked(&self, st: &mut StateOf<H>) {
-        let mut index = st.inbox_first;
-        // SAFETY: takers hold the state lock (the caller does).
-        let moved = unsafe {
-            self.inbox.take_all(|item| {
-                if st.cancelled {
+        let first = st.inbox_first;
+        let moved = if st.cancelled {
+            let mut index = first;
+            // SAFETY: takers hold the state lock (the caller does).
+            unsafe {
+                self.inbox.take_all(|item| {
                     self.count_and_insert(st, Finished::cancelled(index, item));
-                } else {
-                    self.enqueue_locked(st, index, item);
-                }
-                index += 1;
-            })
+                    index += 1;
+                })
+            }
+        } else {
+            let queued = st.queue.len();
+            // SAFETY: takers hold the state lock (the caller does).
+            let moved = unsafe { self.inbox.move_all(&mut st.queue) };
+            if queued == 0 {
+                st.queue_first = first;
+            }
+            debug_assert!(moved == 0 || st.queue_first + queued as u64 == first);
+            moved
         };
-        st.inbox_first = index;
+        st.inbox_first = first + moved as u64;
         st.feeder_unsent -= moved as u64;
     }
 
