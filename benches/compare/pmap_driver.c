@@ -29,9 +29,14 @@ void timer_start(void);
 void timer_stop(void);
 
 typedef struct pctx {
-    work_fn fn;
-    uint64_t next, n; /* source state: touched only by the feeder thread */
-    atomic_int open;  /* the gate */
+    work_fn fn; /* read by every worker for every item */
+    /* Source state, written by the feeder for every item: on a cache line of its own, or
+     * each pull would take the line holding `fn` from the workers (false sharing the
+     * other contenders' drivers do not have: oneTBB's input filter keeps its counter in
+     * a local). */
+    _Alignas(64) uint64_t next;
+    uint64_t n;
+    atomic_int open; /* the gate */
     pthread_mutex_t mu;
     pthread_cond_t cv;
 } pctx;
