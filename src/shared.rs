@@ -1319,29 +1319,42 @@ impl<H: Handler> Shared<H> {
     /// which moves to the queue once it holds a task's worth, or at once when no worker
     /// would come for it: the next source call may block for a long time, and items
     /// already pulled must not wait for it.
+    ///
+    /// Inline, with the hand-over out of line: it runs once per pulled item, and with the
+    /// locking paths inlined it saved and restored a frame's worth of registers per item.
+    #[inline]
     pub(crate) fn push_pulled(&self, item: H::Item) {
         let held = match self.inbox.push(item) {
             Ok(held) => held,
-            Err(item) => {
-                // Only if a reservation outgrew the sizer's bound: move the inbox first.
-                let mut st = lock(&self.state);
-                self.move_inbox_locked(&mut st);
-                self.unlock_and_wake_workers(st);
-                self.inbox
-                    .push(item)
-                    .ok()
-                    .expect("an emptied inbox has room")
-            }
+            Err(item) => self.push_into_emptied_inbox(item),
         };
         let unwatched = || {
             self.inbox_fence.light();
             self.inbox_unwatched.load(Ordering::Relaxed)
         };
         if held >= self.sizer.task_len() || unwatched() {
-            let mut st = lock(&self.state);
-            self.move_inbox_locked(&mut st);
-            self.unlock_and_wake_workers(st);
+            self.hand_over_inbox();
         }
+    }
+
+    /// Move the feeder's inbox to the queue, and wake workers for it.
+    #[inline(never)]
+    fn hand_over_inbox(&self) {
+        let mut st = lock(&self.state);
+        self.move_inbox_locked(&mut st);
+        self.unlock_and_wake_workers(st);
+    }
+
+    /// `push_pulled` into a full inbox: only if a reservation outgrew the sizer's bound.
+    /// Moves the inbox first; returns how many wait in it then.
+    #[cold]
+    #[inline(never)]
+    fn push_into_emptied_inbox(&self, item: H::Item) -> usize {
+        self.hand_over_inbox();
+        self.inbox
+            .push(item)
+            .ok()
+            .expect("an emptied inbox has room")
     }
 
     /// End of a reservation: `unused` reserved indices were never pulled, and the input
