@@ -885,7 +885,8 @@ impl<H: Handler> Shared<H> {
             let queued = st.queue.len();
             // SAFETY: takers hold the state lock (the caller does).
             let moved = unsafe { self.inbox.move_all(&mut st.queue) };
-            if queued == 0 {
+            // Queued indices are consecutive: the moved ones follow those already queued.
+            if moved > 0 && queued == 0 {
                 st.queue_first = first;
             }
             debug_assert!(moved == 0 || st.queue_first + queued as u64 == first);
