@@ -130,9 +130,8 @@ impl<T> Outbox<T> {
         if n == 0 {
             return 0;
         }
-        // The only step that can fail, and it runs before any slot is read: an item can
-        // neither be read twice nor lost.
-        queue.reserve(n);
+        // `extend` makes room (the only step that can fail) before it reads any slot: an
+        // item can neither be read twice nor lost.
         let mask = self.slots.len() - 1;
         queue.extend((0..n).map(|k| {
             self.slots[start.wrapping_add(k) & mask].with_mut(|slot| {

@@ -34,14 +34,12 @@ impl<T> WorkQueue<T> {
         self.items.push_back(ManuallyDrop::new(item));
     }
 
-    /// Make room for `n` more items, so that pushing them cannot allocate (or panic).
-    pub(crate) fn reserve(&mut self, n: usize) {
-        self.items.reserve(n);
-    }
-
-    /// Append every item of `items`, in order. A `VecDeque` extended from an iterator of
-    /// known length fills its free space in one pass (no capacity check per item).
-    pub(crate) fn extend(&mut self, items: impl Iterator<Item = T>) {
+    /// Append every item of `items`, in order. Room for all of them is made first, before
+    /// the first is pulled, so allocation (the one step that can fail) never leaves an
+    /// item taken from its source and not stored; the fill is then one pass with no
+    /// capacity check per item.
+    pub(crate) fn extend(&mut self, items: impl ExactSizeIterator<Item = T>) {
+        self.items.reserve(items.len());
         self.items.extend(items.map(ManuallyDrop::new));
     }
 
