@@ -526,7 +526,35 @@ struct task_info {
     char comm[32];
 };
 
-/* Fill `out` (room for `max`) with this process's threads; returns how many. */
+/* True if thread `tid` has begun to exit (PF_EXITING in /proc/self/task/<tid>/stat) or is
+ * already gone. pthread_join returns once the kernel has cleared the thread's tid, which
+ * happens partway through its exit: the thread stays listed under /proc/self/task a little
+ * longer, until it is reaped. By then it has PF_EXITING set, and it can never run user code
+ * again, so a joined thread counts as gone. */
+static inline bool task_exiting(int tid)
+{
+    enum { PF_EXITING_FLAG = 0x4 }; /* include/linux/sched.h */
+    char path[96], line[512];
+    snprintf(path, sizeof path, "/proc/self/task/%d/stat", tid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return true;
+    bool read = fgets(line, sizeof line, f) != NULL;
+    fclose(f);
+    if (!read)
+        return true;
+    /* The name in parentheses may hold spaces or ')': the fields start after the last ')'.
+     * After it: state ppid pgrp session tty_nr tpgid flags. */
+    const char *p = strrchr(line, ')');
+    CHECK(p != NULL, "unexpected %s: %s", path, line);
+    unsigned long flags = 0;
+    CHECK(sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %lu", &flags) == 1, "unexpected %s: %s", path,
+          line);
+    return (flags & PF_EXITING_FLAG) != 0;
+}
+
+/* Fill `out` (room for `max`) with this process's threads that are not exiting (see
+ * task_exiting); returns how many. */
 static inline int list_tasks(struct task_info *out, int max)
 {
     DIR *d = opendir("/proc/self/task");
@@ -546,6 +574,8 @@ static inline int list_tasks(struct task_info *out, int max)
             out[n].comm[0] = '\0';
         fclose(f);
         out[n].comm[strcspn(out[n].comm, "\n")] = '\0';
+        if (task_exiting(out[n].tid))
+            continue;
         n++;
     }
     closedir(d);
