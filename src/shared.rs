@@ -24,8 +24,9 @@ use crate::sync::{
 use crate::threads::{self, OwnerGuard};
 use crate::wait::Deadline;
 
-/// Longest a consumer sleeps while finished results may be held back for a batch.
-const DEFERRAL_LIMIT: Duration = Duration::from_millis(1);
+/// Longest a consumer sleeps while finished results may be held back for a batch: as long
+/// as a batch's worth of work (`TARGET_WAKE_NS`), so the timer does not cut batches short.
+const DEFERRAL_LIMIT: Duration = Duration::from_millis(2);
 
 /// Longest the feeder or a producer sleeps for room, which may be held back for a batch:
 /// long enough that streaming never hits it (a 1 ms bound woke the feeder early often
@@ -1103,7 +1104,7 @@ impl<H: Handler> Shared<H> {
     ///
     /// Waking a thread costs microseconds of CPU, more than a cheap item's work, so a
     /// waiting consumer is woken for a batch of ready results (`Sizer::wake_batch`, about
-    /// 500 µs of work; one result when items are slow), or for any result once the work
+    /// 2 ms of work; one result when items are slow), or for any result once the work
     /// queue is empty: then nothing else is coming soon, and the consumer may be the one
     /// who refills the queue. The feeder and blocked producers likewise wait for a batch
     /// of free slots, or any free slot once the queue is empty and the consumers are short
