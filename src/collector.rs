@@ -14,9 +14,11 @@ use std::collections::VecDeque;
 use crate::handler::Finished;
 use crate::ring::Ring;
 use crate::stats::Outcomes;
+use crate::stored::Stored;
 
-/// Where ordered outcomes wait: slot `i` of the pool's [`Ring`] holds item `i`'s.
-pub(crate) type Window<I, O> = Ring<Finished<I, O>>;
+/// Where ordered outcomes wait: slot `i` of the pool's [`Ring`] holds item `i`'s, flat
+/// (`stored.rs`).
+pub(crate) type Window<I, O> = Ring<Stored<I, O>>;
 
 pub(crate) enum Collector<I, O> {
     Ordered {
@@ -49,7 +51,7 @@ impl<I, O> Collector<I, O> {
         match self {
             Collector::Ordered { .. } => {
                 // SAFETY: the caller owns the index: it is in flight with no outcome yet.
-                unsafe { window.put(outcome.index, outcome) };
+                unsafe { window.put(outcome.index, Stored::new(outcome.fate)) };
             }
             Collector::Unordered(queue) => queue.push_back(outcome),
         }
@@ -111,7 +113,8 @@ impl<I, O> Collector<I, O> {
                     if window.is_full(index) {
                         // SAFETY: in flight and seen full; under the state lock, with no
                         // consumer taking (`free` waited for it).
-                        all.push(unsafe { window.take(index) });
+                        let stored = unsafe { window.take(index) };
+                        all.push(stored.into_finished(index));
                     }
                 }
                 *head = end;
@@ -159,13 +162,14 @@ pub(crate) unsafe fn take_in_order<I, O>(
     while taken.got < stop {
         // SAFETY: the index after the last handed back (in flight, or not yet admitted);
         // the only taker.
-        let Some(outcome) = (unsafe { window.take_if_full(taken.next) }) else {
+        let Some(stored) = (unsafe { window.take_if_full(taken.next) }) else {
             break;
         };
+        let index = taken.next;
         taken.next += 1;
         taken.got += 1;
-        taken.counts.count(outcome.status());
-        f(outcome);
+        taken.counts.count(stored.status());
+        f(stored.into_finished(index));
     }
 }
 

@@ -22,6 +22,7 @@ mod shared;
 mod spin;
 pub mod stats;
 pub mod status;
+mod stored;
 mod sync;
 mod threads;
 pub mod wait;

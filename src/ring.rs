@@ -36,6 +36,12 @@ struct Slot<T> {
     value: RaceCell<MaybeUninit<T>>,
 }
 
+/// How many bytes a slot holding a `T` takes (the tests check the layout).
+#[cfg(test)]
+pub(crate) fn slot_size<T>() -> usize {
+    std::mem::size_of::<Slot<T>>()
+}
+
 /// A run of slots that never moves once allocated.
 type Segment<T> = Box<[Slot<T>]>;
 

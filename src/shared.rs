@@ -17,6 +17,7 @@ use crate::queue::WorkQueue;
 use crate::spin::{Backoff, SPIN_LIMIT, spin_until};
 use crate::stats::{Outcomes, Stats, Tally};
 use crate::status::{ItemStatus, Status};
+use crate::stored::Stored;
 use crate::sync::{
     AtomicBool, AtomicU64, AtomicUsize, Condvar, Mutex, MutexGuard, Padded, lock, set_if_changed,
     wait_timer,
@@ -924,7 +925,7 @@ impl<H: Handler> Shared<H> {
         let held = if self.ordered {
             let status = outcome.status();
             // SAFETY: this worker took the index from the queue and stores its one outcome.
-            unsafe { self.window.put(outcome.index, outcome) };
+            unsafe { self.window.put(outcome.index, Stored::new(outcome.fate)) };
             self.tallies[worker as usize].count(status)
         } else {
             self.push_to_outbox(worker, outcome)
