@@ -14,7 +14,7 @@ use crate::membarrier::HandshakeFence;
 use crate::outbox::{Outbox, handshake_fence};
 use crate::pool::Error;
 use crate::queue::WorkQueue;
-use crate::spin::{Backoff, SPIN_LIMIT, spin_until};
+use crate::spin::{Backoff, SPIN_LIMIT, spin_until, worker_spin_limit};
 use crate::stats::{Outcomes, Stats, Tally};
 use crate::status::{ItemStatus, Status};
 use crate::stored::Stored;
@@ -243,6 +243,8 @@ pub(crate) struct Shared<H: Handler> {
     fail_fast: bool,
     workers: usize,
     ordered: bool,
+    /// Longest a worker spins before it parks (`spin::worker_spin_limit`).
+    worker_spin_limit: Duration,
     state: Padded<Mutex<StateOf<H>>>,
     /// Consumers wait here for a ready outcome or for the end.
     ready: Condvar,
@@ -373,6 +375,7 @@ impl<H: Handler> Shared<H> {
             fail_fast: cfg.fail_fast,
             workers: cfg.workers,
             ordered: cfg.ordered,
+            worker_spin_limit: worker_spin_limit(feeder),
             state: Padded(Mutex::new(State {
                 submitted: 0,
                 delivered: 0,
@@ -840,7 +843,11 @@ impl<H: Handler> Shared<H> {
         }
         Hints::set(hint, false);
         drop(st);
-        let limit = limit.map_or(SPIN_LIMIT, |d| d.min(SPIN_LIMIT));
+        let cap = match spinner {
+            Spinner::Worker(_) => self.worker_spin_limit,
+            Spinner::Consumer | Spinner::Feeder => SPIN_LIMIT,
+        };
+        let limit = limit.map_or(cap, |d| d.min(cap));
         // Close and cancel end every spin: what the spinner waits for may never come.
         let found = spin_until(limit, || {
             hint.load(Ordering::Relaxed) || self.stop_pulling.load(Ordering::Relaxed)

@@ -4,7 +4,8 @@
 //! microseconds of latency on a busy machine. With cheap items a worker often finds the
 //! queue empty for only a few microseconds (the caller is between two batches), and then
 //! a park costs more than the gap. So a worker about to park first watches for work for
-//! at most [`SPIN_LIMIT`], yielding its core between looks (on an oversubscribed machine
+//! at most [`SPIN_LIMIT`] (a worker fed by a feeder thread: `FED_WORKER_SPIN_LIMIT`),
+//! yielding its core between looks (on an oversubscribed machine
 //! the thread that would bring the work may be waiting for that core). Whether it paid is
 //! remembered: after a spin that found nothing, the next ones are skipped, twice as many
 //! each time, so a pool whose gaps are long parks at once again and spends at most one
@@ -15,6 +16,21 @@ use std::time::Duration;
 /// Longest a thread watches for work before it parks: about what a park and a wake-up
 /// cost together, so a spin that fails costs at most about as much as the park it delays.
 pub(crate) const SPIN_LIMIT: Duration = Duration::from_micros(10);
+
+/// Longest a worker of a pool with a feeder spins. The feeder hands work over a task at a
+/// time from a stream of source calls, and the gaps between its hand-overs outlast
+/// [`SPIN_LIMIT`] often enough that the workers park, their cores go idle, and on a
+/// virtual machine waking an idle core costs tens of microseconds.
+const FED_WORKER_SPIN_LIMIT: Duration = Duration::from_micros(60);
+
+/// How long a worker may spin: longer when a feeder thread brings its work.
+pub(crate) fn worker_spin_limit(feeder: bool) -> Duration {
+    if feeder {
+        FED_WORKER_SPIN_LIMIT
+    } else {
+        SPIN_LIMIT
+    }
+}
 
 /// Most parks skipped without a spin after spins kept failing.
 const MAX_SKIP: u32 = 64;
