@@ -1065,18 +1065,20 @@ impl<H: Handler> Shared<H> {
     /// lock is still held would only block on it again.
     #[inline(always)]
     fn unlock_and_wake(&self, mut st: Guard<'_, H>) {
-        if st.consumers.waiting == 0
-            && st.producers.waiting == 0
-            && st.feeder.waiting == 0
-            && !st.freeing
-        {
-            // What `wakes` comes to when only workers may sleep: the hot paths (a submit,
-            // a `next`) nearly always find it so, and the whole decision is then a few
-            // loads.
+        if st.consumers.waiting == 0 && st.producers.waiting == 0 && !st.freeing {
+            // What `wakes` comes to when only workers and the feeder may sleep: the hot
+            // paths (a submit, a `next`) nearly always find it so, and the whole decision
+            // is then a few loads. (In source mode the feeder waits for room most of the
+            // time, and the full decision after each `pmap_next` was a quarter of its
+            // instructions.)
             let workers = self.worker_wakes(&mut st);
+            let feeder = st.feeder.waiting > 0 && self.feeder_wake(&mut st);
             drop(st);
             for _ in 0..workers {
                 self.work.notify_one();
+            }
+            if feeder {
+                self.feeder_room.notify_one();
             }
             return;
         }
@@ -1146,12 +1148,19 @@ impl<H: Handler> Shared<H> {
             w.producers = st.producers.signal(due);
         }
         if st.feeder.waiting > 0 {
-            let due = ending || self.room_due(st);
-            Hints::set(&self.hints.room, due);
-            w.feeder = due && st.feeder.signal(Notify::One) == Notify::One;
+            w.feeder = self.feeder_wake(st);
         }
         w.settled = st.freeing && self.is_settled(st);
         w
+    }
+
+    /// Whether to wake the waiting feeder: room worth refilling (`room_due`), or the end.
+    /// Sets its spinning hint to match.
+    #[inline]
+    fn feeder_wake(&self, st: &mut StateOf<H>) -> bool {
+        let due = st.closed || st.cancelled || self.room_due(st);
+        Hints::set(&self.hints.room, due);
+        due && st.feeder.signal(Notify::One) == Notify::One
     }
 
     /// Whether the free slots are worth waking a producer or the feeder for: a wake-up's
