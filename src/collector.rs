@@ -158,18 +158,24 @@ pub(crate) unsafe fn take_in_order<I, O>(
     max: usize,
     mut f: impl FnMut(Finished<I, O>),
 ) {
-    let stop = taken.got + max;
-    while taken.got < stop {
-        // SAFETY: the index after the last handed back (in flight, or not yet admitted);
-        // the only taker.
-        let Some(stored) = (unsafe { window.take_if_full(taken.next) }) else {
-            break;
-        };
-        let index = taken.next;
-        taken.next += 1;
+    let next = taken.next;
+    let mut hand_back = |index: u64, stored: Stored<I, O>| {
+        // Counted before `f`, so a guard that counts them delivered sees this one.
+        taken.next = index + 1;
         taken.got += 1;
         taken.counts.count(stored.status());
         f(stored.into_finished(index));
+    };
+    // A single outcome (`pmap_next`): one slot's lookup costs less than walking a run.
+    if max == 1 {
+        // SAFETY: the index after the last handed back (in flight, or not yet admitted),
+        // taken by the only taker: the caller's promise.
+        if let Some(stored) = unsafe { window.take_if_full(next) } {
+            hand_back(next, stored);
+        }
+    } else {
+        // SAFETY: as above, from that index on.
+        unsafe { window.take_while_full(next, max, hand_back) };
     }
 }
 

@@ -5,6 +5,8 @@ use crate::shared::Shared;
 use crate::sync::AbortOnPanic;
 use crate::threads::OwnerGuard;
 
+// Not inlined: scripts/bench_instructions.sh counts a thread's instructions by this name.
+#[inline(never)]
 pub(crate) fn run<H: Handler>(shared: &Shared<H>, mut source: Source<H::Item>) {
     let _abort = AbortOnPanic;
     let _inside = OwnerGuard::enter(shared.addr());

@@ -14,6 +14,7 @@ use crate::membarrier::HandshakeFence;
 use crate::outbox::{Outbox, handshake_fence};
 use crate::pool::Error;
 use crate::queue::WorkQueue;
+use crate::ring::Cursor;
 use crate::spin::{Backoff, SPIN_LIMIT, spin_until, worker_spin_limit};
 use crate::stats::{Outcomes, Stats, Tally};
 use crate::status::{ItemStatus, Status};
@@ -112,6 +113,9 @@ fn park<'a, T>(
 type StateOf<H> = State<<H as Handler>::Item, <H as Handler>::Output>;
 type Guard<'a, H> = MutexGuard<'a, StateOf<H>>;
 type FinishedOf<H> = Finished<<H as Handler>::Item, <H as Handler>::Output>;
+/// A worker's place in the ordered window (`Shared::finish`).
+pub(crate) type OutcomeCursor<'a, H> =
+    Cursor<'a, Stored<<H as Handler>::Item, <H as Handler>::Output>>;
 
 /// Everything behind the state lock.
 struct State<I, O> {
@@ -928,11 +932,18 @@ impl<H: Handler> Shared<H> {
     /// A worker finished an item: leave the outcome in its outbox, and publish before the
     /// round ends if a consumer is waiting and a wake-up's worth has gathered (the
     /// worker's half of the outbox handshake; see `wait_consumer` for the consumer's).
-    pub(crate) fn finish(&self, worker: u32, outcome: FinishedOf<H>) {
+    /// `cursor` is the worker's own, for the ring of an ordered pool.
+    pub(crate) fn finish<'a>(
+        &'a self,
+        worker: u32,
+        outcome: FinishedOf<H>,
+        cursor: &mut OutcomeCursor<'a, H>,
+    ) {
         let held = if self.ordered {
             let status = outcome.status();
+            let (index, stored) = (outcome.index, Stored::new(outcome.fate));
             // SAFETY: this worker took the index from the queue and stores its one outcome.
-            unsafe { self.window.put(outcome.index, Stored::new(outcome.fate)) };
+            unsafe { self.window.put_at(cursor, index, stored) };
             self.tallies[worker as usize].count(status)
         } else {
             self.push_to_outbox(worker, outcome)
