@@ -15,7 +15,7 @@ use crate::outbox::{Outbox, handshake_fence};
 use crate::pool::Error;
 use crate::queue::WorkQueue;
 use crate::ring::Cursor;
-use crate::spin::{Backoff, SPIN_LIMIT, spin_until, worker_spin_limit};
+use crate::spin::{Backoff, FED_SPIN_LIMIT, SPIN_LIMIT, spin_until, worker_spin_limit};
 use crate::stats::{Outcomes, Stats, Tally};
 use crate::status::{ItemStatus, Status};
 use crate::stored::Stored;
@@ -849,7 +849,8 @@ impl<H: Handler> Shared<H> {
         drop(st);
         let cap = match spinner {
             Spinner::Worker(_) => self.worker_spin_limit,
-            Spinner::Consumer | Spinner::Feeder => SPIN_LIMIT,
+            Spinner::Feeder => FED_SPIN_LIMIT,
+            Spinner::Consumer => SPIN_LIMIT,
         };
         let limit = limit.map_or(cap, |d| d.min(cap));
         // Close and cancel end every spin: what the spinner waits for may never come.

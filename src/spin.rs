@@ -4,9 +4,9 @@
 //! microseconds of latency on a busy machine. With cheap items a worker often finds the
 //! queue empty for only a few microseconds (the caller is between two batches), and then
 //! a park costs more than the gap. So a worker about to park first watches for work for
-//! at most [`SPIN_LIMIT`] (a worker fed by a feeder thread: `FED_WORKER_SPIN_LIMIT`),
-//! yielding its core between looks (on an oversubscribed machine
-//! the thread that would bring the work may be waiting for that core). Whether it paid is
+//! at most [`SPIN_LIMIT`] (a worker fed by a feeder thread, and the feeder itself:
+//! [`FED_SPIN_LIMIT`]), yielding its core between looks (on an oversubscribed machine the
+//! thread that would bring the work may be waiting for that core). Whether it paid is
 //! remembered: after a spin that found nothing, the next ones are skipped, twice as many
 //! each time, so a pool whose gaps are long parks at once again and spends at most one
 //! failed spin per [`MAX_SKIP`] parks.
@@ -17,19 +17,17 @@ use std::time::Duration;
 /// cost together, so a spin that fails costs at most about as much as the park it delays.
 pub(crate) const SPIN_LIMIT: Duration = Duration::from_micros(10);
 
-/// Longest a worker of a pool with a feeder spins. The feeder hands work over a task at a
-/// time from a stream of source calls, and the gaps between its hand-overs outlast
-/// [`SPIN_LIMIT`] often enough that the workers park, their cores go idle, and on a
-/// virtual machine waking an idle core costs tens of microseconds.
-const FED_WORKER_SPIN_LIMIT: Duration = Duration::from_micros(60);
+/// Longest the threads on either side of a feeder spin: its pool's workers, and the
+/// feeder itself. The feeder hands work over a task at a time from a stream of source
+/// calls, and the gaps between its hand-overs outlast [`SPIN_LIMIT`] often enough that
+/// the workers park, their cores go idle, and on a virtual machine waking an idle core
+/// costs tens of microseconds. The feeder waits for room the same way: a window's room
+/// comes back in batches, and a parked feeder then starts each refill late.
+pub(crate) const FED_SPIN_LIMIT: Duration = Duration::from_micros(60);
 
 /// How long a worker may spin: longer when a feeder thread brings its work.
 pub(crate) fn worker_spin_limit(feeder: bool) -> Duration {
-    if feeder {
-        FED_WORKER_SPIN_LIMIT
-    } else {
-        SPIN_LIMIT
-    }
+    if feeder { FED_SPIN_LIMIT } else { SPIN_LIMIT }
 }
 
 /// Most parks skipped without a spin after spins kept failing.
