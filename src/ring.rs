@@ -556,4 +556,40 @@ mod tests {
         drop(r);
         assert_eq!(std::sync::Arc::strong_count(&item), 1);
     }
+
+    /// Each value is dropped once: by whoever took it, or by the ring if nobody did,
+    /// whatever laps the slots went through.
+    #[test]
+    fn each_value_is_dropped_once_taken_or_not() {
+        use std::cell::Cell;
+        use std::rc::Rc;
+        struct Counted(Rc<Cell<u32>>);
+        impl Drop for Counted {
+            fn drop(&mut self) {
+                self.0.set(self.0.get() + 1);
+            }
+        }
+        let drops: Vec<Rc<Cell<u32>>> = (0..40).map(|_| Rc::new(Cell::new(0))).collect();
+        let r = Ring::new(16);
+        r.reserve(0, 16);
+        let put = |i: u64| {
+            // SAFETY: the test owns every index, each stored once, a lap after the last
+            // value in its slot was taken.
+            unsafe { r.put(i, Counted(drops[i as usize].clone())) }
+        };
+        (0..16).for_each(put);
+        // SAFETY: the only taker, in index order (and below).
+        assert_eq!(unsafe { r.take_while_full(0, 10, |_, v| drop(v)) }, 10);
+        r.reserve(16, 10);
+        (16..26).for_each(put);
+        // SAFETY: as above.
+        assert_eq!(unsafe { r.take_while_full(10, 12, |_, v| drop(v)) }, 12);
+        // SAFETY: as above.
+        assert_eq!(unsafe { r.take_if_full(22) }.map(drop), Some(()));
+        // 23, 24 and 25 are left in the ring; 26 .. 40 were never stored.
+        drop(r);
+        let counts: Vec<u32> = drops.iter().map(|d| d.get()).collect();
+        let expected: Vec<u32> = (0..40).map(|i| u32::from(i < 26)).collect();
+        assert_eq!(counts, expected);
+    }
 }
