@@ -290,8 +290,8 @@ impl<T> Ring<T> {
     }
 
     /// Take the outcomes stored in a row from `index` on, at most `max`, handing each to
-    /// `f` with its index; returns how many. One lookup per segment, not per slot: that
-    /// lookup was a third of a consumer's instructions per item taking batches.
+    /// `f` with its index; returns how many. One lookup per segment, not per slot: walking
+    /// runs took `pmap_next_many` from 76 to 42 instructions per trivial item.
     ///
     /// # Safety
     /// Each index it reaches is in flight or past the last one admitted, and the caller
