@@ -245,6 +245,15 @@ impl<T> Ring<T> {
     /// `is_full` over a run, with one lookup per segment instead of one per slot (a
     /// fifth of a worker's instructions with cheap items went to that lookup).
     pub(crate) fn count_full(&self, index: u64, limit: u64) -> u64 {
+        // Acquire: pairs with the writer's release, as in `is_full`.
+        self.walk(index, limit, |_, slot| slot.full.load(Ordering::Acquire))
+    }
+
+    /// Hand the slots of `index` and the indices after it, at most `limit`, to `visit` in
+    /// order, a segment's run at a time, until `visit` returns false or the slots that
+    /// exist so far end. Returns how many `visit` accepted.
+    #[inline]
+    fn walk(&self, index: u64, limit: u64, mut visit: impl FnMut(u64, &Slot<T>) -> bool) -> u64 {
         let mut n = 0;
         while n < limit {
             let run = self.run_from(index + n);
@@ -254,10 +263,11 @@ impl<T> Ring<T> {
             if run.is_empty() {
                 break;
             }
-            // Acquire: pairs with the writer's release, as in `is_full`.
-            match run.iter().position(|s| !s.full.load(Ordering::Acquire)) {
-                Some(empty) => return n + empty as u64,
-                None => n += run.len() as u64,
+            for slot in run {
+                if !visit(index + n, slot) {
+                    return n;
+                }
+                n += 1;
             }
         }
         n
@@ -302,26 +312,18 @@ impl<T> Ring<T> {
         max: usize,
         mut f: impl FnMut(u64, T),
     ) -> usize {
-        let mut n = 0;
-        while n < max {
-            let run = self.run_from(index + n as u64);
-            let run = &run[..run.len().min(max - n)];
-            if run.is_empty() {
-                break;
+        let limit = u64::try_from(max).unwrap_or(u64::MAX);
+        let taken = self.walk(index, limit, |at, slot| {
+            // Acquire: pairs with the writer's release, as in `is_full`.
+            if !slot.full.load(Ordering::Acquire) {
+                return false;
             }
-            for slot in run {
-                // Acquire: pairs with the writer's release, as in `is_full`.
-                if !slot.full.load(Ordering::Acquire) {
-                    return n;
-                }
-                // SAFETY: seen full, and the caller's promise covers the rest.
-                let value = unsafe { Self::take_from(slot) };
-                let at = index + n as u64;
-                n += 1;
-                f(at, value);
-            }
-        }
-        n
+            // SAFETY: seen full, and the caller's promise covers the rest.
+            f(at, unsafe { Self::take_from(slot) });
+            true
+        });
+        // At most `max`, which is a `usize`.
+        taken as usize
     }
 
     /// # Safety

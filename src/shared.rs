@@ -15,7 +15,7 @@ use crate::outbox::{Outbox, handshake_fence};
 use crate::pool::Error;
 use crate::queue::WorkQueue;
 use crate::ring::Cursor;
-use crate::spin::{Backoff, FED_SPIN_LIMIT, SPIN_LIMIT, spin_until, worker_spin_limit};
+use crate::spin::{Backoff, SPIN_LIMIT, pool_spin_limit, spin_until};
 use crate::stats::{Outcomes, Stats, Tally};
 use crate::status::{ItemStatus, Status};
 use crate::stored::Stored;
@@ -247,8 +247,8 @@ pub(crate) struct Shared<H: Handler> {
     fail_fast: bool,
     workers: usize,
     ordered: bool,
-    /// Longest a worker spins before it parks (`spin::worker_spin_limit`).
-    worker_spin_limit: Duration,
+    /// Longest a worker, or the feeder, spins before it parks (`spin::pool_spin_limit`).
+    pool_spin_limit: Duration,
     state: Padded<Mutex<StateOf<H>>>,
     /// Consumers wait here for a ready outcome or for the end.
     ready: Condvar,
@@ -379,7 +379,7 @@ impl<H: Handler> Shared<H> {
             fail_fast: cfg.fail_fast,
             workers: cfg.workers,
             ordered: cfg.ordered,
-            worker_spin_limit: worker_spin_limit(feeder),
+            pool_spin_limit: pool_spin_limit(feeder),
             state: Padded(Mutex::new(State {
                 submitted: 0,
                 delivered: 0,
@@ -848,8 +848,7 @@ impl<H: Handler> Shared<H> {
         Hints::set(hint, false);
         drop(st);
         let cap = match spinner {
-            Spinner::Worker(_) => self.worker_spin_limit,
-            Spinner::Feeder => FED_SPIN_LIMIT,
+            Spinner::Worker(_) | Spinner::Feeder => self.pool_spin_limit,
             Spinner::Consumer => SPIN_LIMIT,
         };
         let limit = limit.map_or(cap, |d| d.min(cap));

@@ -23,10 +23,10 @@ pub(crate) const SPIN_LIMIT: Duration = Duration::from_micros(10);
 /// the workers park, their cores go idle, and on a virtual machine waking an idle core
 /// costs tens of microseconds. The feeder waits for room the same way: a window's room
 /// comes back in batches, and a parked feeder then starts each refill late.
-pub(crate) const FED_SPIN_LIMIT: Duration = Duration::from_micros(60);
+const FED_SPIN_LIMIT: Duration = Duration::from_micros(60);
 
-/// How long a worker may spin: longer when a feeder thread brings its work.
-pub(crate) fn worker_spin_limit(feeder: bool) -> Duration {
+/// How long a pool's workers, and its feeder if it has one, may spin: longer with a feeder.
+pub(crate) fn pool_spin_limit(feeder: bool) -> Duration {
     if feeder { FED_SPIN_LIMIT } else { SPIN_LIMIT }
 }
 
