@@ -5,9 +5,8 @@
 //! in flight, so the ring never needs more than `capacity` slots: a slow head item stalls
 //! admission upstream instead of growing this buffer. Unordered mode is a plain FIFO of
 //! finished items. The collector's own state is only touched under the pool's state lock;
-//! an ordered pool's consumer may read a batch from the ring itself outside the lock
-//! (`take_in_order`, while the pool marks it the only taker), then reports how far it got
-//! (`passed`) under the lock.
+//! an ordered pool's consumers take from the ring outside it (`take_in_order`, under the
+//! pool's taker lock), and the pool's delivered count says how far they got.
 
 use std::collections::VecDeque;
 
@@ -22,11 +21,9 @@ pub(crate) type Window<I, O> = Ring<Stored<I, O>>;
 
 pub(crate) enum Collector<I, O> {
     Ordered {
-        /// Index of the next item to hand back. A consumer taking outside the lock moves
-        /// it past what it took (`passed`) once it has the lock again.
-        head: u64,
-        /// Items `head .. ready_end` are known to have finished: what a consumer can
-        /// take in a row. Each slot is looked at once while it is not yet known full.
+        /// Items from the head (the next to hand back) to `ready_end` are known to have
+        /// finished: what a consumer can take in a row. Each slot is looked at once while
+        /// it is not yet known full.
         ready_end: u64,
     },
     Unordered(VecDeque<Finished<I, O>>),
@@ -35,10 +32,7 @@ pub(crate) enum Collector<I, O> {
 impl<I, O> Collector<I, O> {
     pub(crate) fn new(ordered: bool, capacity: usize) -> Self {
         if ordered {
-            Collector::Ordered {
-                head: 0,
-                ready_end: 0,
-            }
+            Collector::Ordered { ready_end: 0 }
         } else {
             // Reserve a modest start; the queue grows to at most `capacity` on its own.
             Collector::Unordered(VecDeque::with_capacity(capacity.min(1024)))
@@ -66,58 +60,42 @@ impl<I, O> Collector<I, O> {
         }
     }
 
-    /// The index of the next outcome to hand back (ordered; 0 when unordered).
-    pub(crate) fn head(&self) -> u64 {
+    /// How many results a consumer could take in a row from `head` (ordered: the next
+    /// index to hand back); `end` (the next index to give out) bounds the scan. While a
+    /// consumer is taking, this may count outcomes it has taken since `head` was read: at
+    /// worst a needless wake-up.
+    pub(crate) fn ready_len(&mut self, window: &Window<I, O>, head: u64, end: u64) -> usize {
         match self {
-            Collector::Ordered { head, .. } => *head,
-            Collector::Unordered(_) => 0,
-        }
-    }
-
-    /// A consumer took every outcome before `index` from the ring (ordered).
-    pub(crate) fn passed(&mut self, index: u64) {
-        if let Collector::Ordered { head, ready_end } = self {
-            *head = index;
-            *ready_end = (*ready_end).max(index);
-        }
-    }
-
-    /// How many results a consumer could take in a row. `in_flight` bounds the scan
-    /// (indices past it have no outcome). While a consumer is taking, this may count
-    /// outcomes it has taken and not yet reported: at worst a needless wake-up.
-    pub(crate) fn ready_len(&mut self, window: &Window<I, O>, in_flight: u64) -> usize {
-        match self {
-            Collector::Ordered { head, ready_end } => {
-                let end = *head + in_flight;
+            Collector::Ordered { ready_end } => {
+                *ready_end = (*ready_end).max(head);
                 if *ready_end < end {
                     *ready_end += window.count_full(*ready_end, end - *ready_end);
                 }
-                (*ready_end - *head) as usize
+                (*ready_end - head) as usize
             }
             Collector::Unordered(queue) => queue.len(),
         }
     }
 
-    /// Remove every stored result, ready or not, of the `in_flight` items after the head
-    /// (used when the pool is freed).
+    /// Remove every stored result, ready or not, of the items from `head` (ordered: the
+    /// next to hand back) to `end` (the next to give out), when the pool is freed. The
+    /// caller is the only taker (it holds the pool's taker lock).
     pub(crate) fn take_all(
         &mut self,
         window: &Window<I, O>,
-        in_flight: u64,
+        head: u64,
+        end: u64,
     ) -> Vec<Finished<I, O>> {
         match self {
-            Collector::Ordered { head, ready_end } => {
-                let end = *head + in_flight;
+            Collector::Ordered { ready_end } => {
                 let mut all = Vec::new();
-                for index in *head..end {
+                for index in head..end {
                     if window.is_full(index) {
-                        // SAFETY: in flight and seen full; under the state lock, with no
-                        // consumer taking (`free` waited for it).
+                        // SAFETY: in flight and seen full; taken by the only taker.
                         let stored = unsafe { window.take(index) };
                         all.push(stored.into_finished(index));
                     }
                 }
-                *head = end;
                 *ready_end = end;
                 all
             }
@@ -150,7 +128,7 @@ impl Taken {
 /// while they are stored, handing each to `f`.
 ///
 /// # Safety
-/// The caller is the only taker (it holds the state lock, or the pool marks it `taking`),
+/// The caller is the only taker (it holds the pool's taker lock, or is freeing the pool),
 /// and `taken.next` is the index after the last outcome handed back.
 pub(crate) unsafe fn take_in_order<I, O>(
     window: &Window<I, O>,
@@ -188,18 +166,19 @@ mod tests {
         Finished::ran(index, index, 0, Ok(index * 10))
     }
 
-    /// The indices of every result ready in a row, taken as a consumer does.
-    fn pop_all(c: &mut Collector<u64, u64>, w: &Window<u64, u64>) -> Vec<u64> {
-        let Collector::Ordered { head, .. } = *c else {
+    /// The indices of every result ready in a row, taken as a consumer does from `head`,
+    /// which moves past them.
+    fn pop_all(c: &mut Collector<u64, u64>, w: &Window<u64, u64>, head: &mut u64) -> Vec<u64> {
+        if let Collector::Unordered(_) = c {
             return std::iter::from_fn(|| c.pop_ready())
                 .map(|o| o.index)
                 .collect();
-        };
-        let mut taken = Taken::from(head);
+        }
+        let mut taken = Taken::from(*head);
         let mut got = Vec::new();
         // SAFETY: the test is the only taker, and `head` follows the last one taken.
         unsafe { take_in_order(w, &mut taken, usize::MAX, |o| got.push(o.index)) };
-        c.passed(taken.next);
+        *head = taken.next;
         got
     }
 
@@ -213,24 +192,36 @@ mod tests {
     fn ordered_releases_only_the_head() {
         let w = window(8);
         let mut c = Collector::new(true, 8);
+        let mut head = 0;
         c.insert(&w, done(2));
         c.insert(&w, done(1));
-        assert_eq!(c.ready_len(&w, 3), 0);
-        assert!(pop_all(&mut c, &w).is_empty(), "1 and 2 wait for 0");
+        assert_eq!(c.ready_len(&w, head, 3), 0);
+        assert!(
+            pop_all(&mut c, &w, &mut head).is_empty(),
+            "1 and 2 wait for 0"
+        );
         c.insert(&w, done(0));
         assert_eq!(
-            c.ready_len(&w, 3),
+            c.ready_len(&w, head, 3),
             3,
             "the gap closed: 0, 1 and 2 are ready in a row"
         );
-        let got = pop_all(&mut c, &w);
+        let got = pop_all(&mut c, &w, &mut head);
         assert_eq!(got, vec![0, 1, 2]);
         c.insert(&w, done(3));
-        assert_eq!(c.ready_len(&w, 1), 1, "the next head is ready at once");
+        assert_eq!(
+            c.ready_len(&w, head, 4),
+            1,
+            "the next head is ready at once"
+        );
         c.insert(&w, done(5));
-        assert_eq!(c.ready_len(&w, 3), 1, "5 waits behind the gap at 4");
-        assert_eq!(pop_all(&mut c, &w), vec![3]);
-        assert_eq!(c.ready_len(&w, 2), 0, "taken and reported: nothing ready");
+        assert_eq!(c.ready_len(&w, head, 6), 1, "5 waits behind the gap at 4");
+        assert_eq!(pop_all(&mut c, &w, &mut head), vec![3]);
+        assert_eq!(
+            c.ready_len(&w, head, 6),
+            0,
+            "taken, and the head moved: nothing ready"
+        );
     }
 
     #[test]
@@ -247,8 +238,7 @@ mod tests {
         assert_eq!((taken.got, taken.next, got), (2, 2, vec![0, 1]));
         let counts = taken.counts;
         assert_eq!((counts.succeeded, counts.cancelled), (1, 1));
-        c.passed(taken.next);
-        assert_eq!(c.ready_len(&w, 1), 1, "2 is still there");
+        assert_eq!(c.ready_len(&w, taken.next, 3), 1, "2 is still there");
     }
 
     #[test]
@@ -260,12 +250,13 @@ mod tests {
             c.insert(&w, done(i));
         }
         c.insert(&w, done(0));
-        assert_eq!(pop_all(&mut c, &w), vec![0, 1, 2, 3]);
+        let mut head = 0;
+        assert_eq!(pop_all(&mut c, &w, &mut head), vec![0, 1, 2, 3]);
         // Items 4..8 take the same four slots.
         for i in (4..8).rev() {
             c.insert(&w, done(i));
         }
-        let got = pop_all(&mut c, &w);
+        let got = pop_all(&mut c, &w, &mut head);
         assert_eq!(got, vec![4, 5, 6, 7]);
     }
 
@@ -277,7 +268,7 @@ mod tests {
         for i in 0..4 {
             c.insert(&w, done(i));
         }
-        assert_eq!(c.ready_len(&w, 4), 4);
+        assert_eq!(c.ready_len(&w, 0, 4), 4);
     }
 
     #[test]
@@ -287,7 +278,7 @@ mod tests {
         for i in [3, 0, 2] {
             c.insert(&w, done(i));
         }
-        let got = pop_all(&mut c, &w);
+        let got = pop_all(&mut c, &w, &mut 0);
         assert_eq!(got, vec![3, 0, 2]);
     }
 
@@ -297,9 +288,9 @@ mod tests {
         let mut c = Collector::new(true, 8);
         c.insert(&w, done(1));
         c.insert(&w, Finished::cancelled(3, 3));
-        let all = c.take_all(&w, 4);
+        let all = c.take_all(&w, 0, 4);
         assert_eq!(all.len(), 2);
         assert_eq!(all[1].status(), ItemStatus::Cancelled);
-        assert_eq!(c.ready_len(&w, 0), 0);
+        assert_eq!(c.ready_len(&w, 4, 4), 0);
     }
 }

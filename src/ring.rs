@@ -5,11 +5,10 @@
 //! Admission never lets more than `capacity` items be in flight and `len` is at least
 //! `capacity`, so two live items never share a slot. The owner of an index (the worker
 //! that took it, or whoever cancels it under the state lock) writes the slot once and
-//! then marks it full (release); a consumer (the only taker: it holds the state lock, or
-//! the pool marks it as taking) sees it full (acquire), reads it, marks it empty, and then
-//! counts the index delivered under the state lock. The slot is reused only after that,
-//! when a new index is admitted under the state lock, which orders the read before the
-//! reuse.
+//! then marks it full (release); a consumer (the only taker: it holds the pool's taker
+//! lock) sees it full (acquire), reads it, marks it empty, and then publishes the
+//! delivered count (release). The slot is reused only after that, when admission has read
+//! the count (acquire) and given out a new index, which orders the read before the reuse.
 //!
 //! Before, finished outcomes went to a per-worker outbox and were moved into a separate
 //! window under the lock: two extra copies per item, and a critical section as long as a

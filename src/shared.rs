@@ -20,8 +20,8 @@ use crate::stats::{Outcomes, Stats, Tally};
 use crate::status::{ItemStatus, Status};
 use crate::stored::Stored;
 use crate::sync::{
-    AtomicBool, AtomicU64, AtomicUsize, Condvar, Mutex, MutexGuard, Padded, lock, set_if_changed,
-    wait_timer,
+    AtomicBool, AtomicU64, AtomicUsize, Condvar, Mutex, MutexGuard, Padded, fence, lock,
+    set_if_changed, wait_timer,
 };
 use crate::threads::{self, OwnerGuard};
 use crate::wait::Deadline;
@@ -121,8 +121,6 @@ pub(crate) type OutcomeCursor<'a, H> =
 struct State<I, O> {
     /// Indices given out so far; the next item gets this one.
     submitted: u64,
-    /// Outcomes handed back by `next`.
-    delivered: u64,
     closed: bool,
     cancelled: bool,
     /// `free` is waiting for every accepted item to have an outcome.
@@ -155,18 +153,14 @@ struct State<I, O> {
     /// Outcomes stored in the collector under this lock so far (delivered ones included),
     /// by status. An ordered pool's workers count theirs in their `Tally` instead.
     outcomes: Outcomes,
-    /// The outcomes handed back by `next`, by status: `stats` never reports fewer, even
-    /// while a worker's count of an outcome it just stored is on its way.
+    /// The outcomes an unordered pool handed back, by status: `stats` never reports
+    /// fewer, even while a worker's count of an outcome it just stored is on its way. (An
+    /// ordered pool's consumers count theirs in `Delivery::taker`.)
     delivered_outcomes: Outcomes,
     /// How each kind of waiter's recent spins went (`spin_instead_of_park`).
     worker_spins: Box<[Backoff]>,
     consumer_spins: Backoff,
     feeder_spins: Backoff,
-    /// A consumer of an ordered pool is reading outcomes from the ring without the lock
-    /// (`next_in_order`): nobody else may take from it until it is done.
-    taking: bool,
-    /// Consumers (or `free`) waiting on `taken` for that consumer.
-    take_waiters: u32,
 }
 
 /// The threads waiting on one condvar, and how many of them were notified and have not
@@ -215,21 +209,6 @@ enum Spinner {
 }
 
 impl<I, O> State<I, O> {
-    /// Slots taken: indices given out (to accepted items, or reserved by the feeder for
-    /// items it is pulling) and not yet handed back.
-    fn slots_taken(&self) -> u64 {
-        self.submitted - self.delivered
-    }
-
-    fn has_room(&self, capacity: usize) -> bool {
-        self.slots_taken() < capacity as u64
-    }
-
-    /// No item will ever come out of `next` again.
-    fn is_done(&self) -> bool {
-        (self.closed || self.cancelled) && self.slots_taken() == 0
-    }
-
     fn backoff(&mut self, spinner: Spinner) -> &mut Backoff {
         match spinner {
             Spinner::Worker(id) => &mut self.worker_spins[id as usize],
@@ -295,8 +274,29 @@ pub(crate) struct Shared<H: Handler> {
     inbox_fence: HandshakeFence,
     /// What spinning threads watch instead of their condvars (`spin.rs`).
     hints: Padded<Hints>,
-    /// Consumers wait here while another consumer reads the ring (`State::taking`).
-    taken: Condvar,
+    /// What has been handed back: the delivered count, and an ordered pool's consumers'
+    /// own lock.
+    delivery: Delivery,
+    /// While a producer or the feeder waits for room and has not been notified: the
+    /// delivered count at which a wake-up's worth of room is free (`watch_room`), else
+    /// `u64::MAX`. An ordered pool's consumer, which delivers without the state lock,
+    /// takes the lock to wake them only once it gets there.
+    room_watch: Padded<AtomicU64>,
+}
+
+/// The consumers' side of a pool. An ordered pool's consumers take from the ring under
+/// `taker`, not the state lock: a lock shared with the workers and the feeder cost the
+/// consuming thread a cache miss per line of state it touched, per result, and most of
+/// `pmap_next`'s time in source mode. Lock order: `taker` before the state lock.
+struct Delivery {
+    /// Held while an ordered pool's consumer reads the ring (so it is the only taker);
+    /// guards the outcomes handed back so far, by status.
+    taker: Padded<Mutex<Outcomes>>,
+    /// Outcomes handed back. In an ordered pool it is also the index of the next one to
+    /// hand back, written under `taker`; an unordered pool writes it under the state lock.
+    /// Read anywhere: slots free up as it grows. (On a line of its own: the workers' and
+    /// the feeder's reads would otherwise take the taker lock's line from the consumer.)
+    delivered: Padded<AtomicU64>,
 }
 
 /// For each kind of sleeper, whether it would be notified now: refreshed wherever wake-ups
@@ -321,24 +321,33 @@ impl Hints {
     }
 }
 
-/// A consumer reading the ring outside the lock (`State::taking`). Dropping it, also when
-/// the consumer's sink panics, counts what it took as delivered and clears the mark, so
-/// other consumers and `free` never wait on it for ever.
-struct TakingGuard<'a, H: Handler> {
+/// An ordered pool's consumer taking from the ring, holding `Delivery::taker`. Dropping
+/// it, also when the consumer's sink panics, counts what it took as delivered, lets the
+/// taker lock go, and wakes whoever that concerns (`delivered_moved`).
+struct Taking<'a, H: Handler> {
     shared: &'a Shared<H>,
+    taker: Option<MutexGuard<'a, Outcomes>>,
     taken: Taken,
 }
 
-impl<H: Handler> Drop for TakingGuard<'_, H> {
+impl<H: Handler> Drop for Taking<'_, H> {
     fn drop(&mut self) {
-        let shared = self.shared;
-        let mut st = lock(&shared.state);
-        st.taking = false;
-        let waiters = st.take_waiters > 0;
-        shared.count_delivered(st, std::mem::take(&mut self.taken));
-        if waiters {
-            shared.taken.notify_all();
+        let Some(mut handed_back) = self.taker.take() else {
+            return;
+        };
+        if self.taken.got == 0 {
+            return;
         }
+        let taken = std::mem::take(&mut self.taken);
+        handed_back.add(taken.counts);
+        // Release: whoever reads the count, and then reuses the slots it frees, comes
+        // after this consumer's reads of them.
+        self.shared
+            .delivery
+            .delivered
+            .store(taken.next, Ordering::Release);
+        drop(handed_back);
+        self.shared.delivered_moved(taken.next);
     }
 }
 
@@ -382,7 +391,6 @@ impl<H: Handler> Shared<H> {
             pool_spin_limit: pool_spin_limit(feeder),
             state: Padded(Mutex::new(State {
                 submitted: 0,
-                delivered: 0,
                 closed: false,
                 cancelled: false,
                 freeing: false,
@@ -403,8 +411,6 @@ impl<H: Handler> Shared<H> {
                 worker_spins: (0..cfg.workers).map(|_| Backoff::default()).collect(),
                 consumer_spins: Backoff::default(),
                 feeder_spins: Backoff::default(),
-                taking: false,
-                take_waiters: 0,
             })),
             ready: Condvar::new(),
             room: Condvar::new(),
@@ -428,7 +434,11 @@ impl<H: Handler> Shared<H> {
             inbox_unwatched: AtomicBool::new(false),
             inbox_fence: HandshakeFence::new(feeder),
             hints: Padded(Hints::default()),
-            taken: Condvar::new(),
+            delivery: Delivery {
+                taker: Padded(Mutex::new(Outcomes::default())),
+                delivered: Padded(AtomicU64::new(0)),
+            },
+            room_watch: Padded(AtomicU64::new(u64::MAX)),
         }
     }
 
@@ -478,7 +488,7 @@ impl<H: Handler> Shared<H> {
                 );
             }
             let first = st.submitted;
-            while st.has_room(self.capacity) {
+            while self.has_room(&st) {
                 let Some(item) = items.next() else {
                     break;
                 };
@@ -525,24 +535,22 @@ impl<H: Handler> Shared<H> {
                 got += 1;
             }
             if got > 0 {
-                st.delivered += got as u64;
+                let delivered = &self.delivery.delivered;
+                let now = delivered.load(Ordering::Relaxed) + got as u64;
+                delivered.store(now, Ordering::Release);
                 self.update_full(&st);
                 self.unlock_and_wake(st);
                 return Ok(got);
             }
-            if st.is_done() {
+            if self.is_done(&st) {
                 return Err(Error::new(Status::Done, "every item has been handed back"));
             }
             st = self.wait_consumer(st, deadline)?;
         }
     }
 
-    /// `next_into` for an ordered pool. A batch is read from the ring outside the state
-    /// lock (the consumer marks itself `taking`, so it is the only taker), and the lock
-    /// is taken again just to count it delivered: reading a batch under the lock meant a
-    /// cache miss per slot inside it, so a worker back for its next task found the lock
-    /// taken, slept on it and had to be woken (most of the futex calls at trivial items).
-    /// A single outcome is read under the lock: one slot costs less than the second trip.
+    /// `next_into` for an ordered pool: its consumers take from the ring under their own
+    /// lock (`Delivery`), and take the state lock only to wait, or to wake somebody.
     #[inline]
     fn next_in_order(
         &self,
@@ -550,62 +558,60 @@ impl<H: Handler> Shared<H> {
         deadline: Deadline,
         mut sink: impl FnMut(Outcome<H::Item, H::Output>),
     ) -> Result<usize, Error> {
-        let mut st = lock(&self.state);
         loop {
-            if st.taking {
-                st = self.wait_for_taker(st);
-                continue;
+            let got = self.take_ready(max, &mut sink);
+            if got > 0 {
+                return Ok(got);
             }
-            let head = st.collector.head();
-            if max == 1 || !self.window.is_full(head) {
-                let mut taken = Taken::from(head);
-                // SAFETY: under the state lock with no consumer taking: the only taker,
-                // from the index after the last one handed back.
-                unsafe { take_in_order(&self.window, &mut taken, max, |o| sink(o.into())) };
-                if taken.got > 0 {
-                    let got = taken.got;
-                    self.count_delivered(st, taken);
-                    return Ok(got);
-                }
-            } else {
-                st.taking = true;
-                drop(st);
-                let mut taking = TakingGuard {
-                    shared: self,
-                    taken: Taken::from(head),
-                };
-                // SAFETY: `taking` makes this the only taker (a consumer that finds it
-                // set waits, as does `free`), from the index after the last handed back.
-                unsafe { take_in_order(&self.window, &mut taking.taken, max, |o| sink(o.into())) };
-                return Ok(taking.taken.got);
-            }
-            if st.is_done() {
+            let mut st = lock(&self.state);
+            if self.is_done(&st) {
                 return Err(Error::new(Status::Done, "every item has been handed back"));
             }
-            st = self.wait_consumer(st, deadline)?;
+            if st.feeder.waiting > 0 || st.producers.waiting > 0 {
+                // This consumer ran dry: room the waiters were left without while results
+                // were ready (`room_due`) is due now, and its deliveries alone would not
+                // have woken them (`delivered_moved`).
+                self.wake_locked(&mut st);
+            }
+            drop(self.wait_consumer(st, deadline)?);
         }
     }
 
-    /// Another consumer is reading the ring outside the lock: wait until it is done (it
-    /// never sleeps while taking, so this is short, whatever the caller's deadline).
-    fn wait_for_taker<'a>(&'a self, mut st: Guard<'a, H>) -> Guard<'a, H> {
-        st.take_waiters += 1;
-        while st.taking {
-            st = self.taken.wait(st).unwrap_or_else(|p| p.into_inner());
-        }
-        st.take_waiters -= 1;
-        st
-    }
-
-    /// A consumer took `taken` from the ring: count it delivered, which frees the slots,
-    /// and let the lock go.
+    /// Take up to `max` ready outcomes of an ordered pool, in order, handing each to `sink`.
     #[inline]
-    fn count_delivered(&self, mut st: Guard<'_, H>, taken: Taken) {
-        st.delivered += taken.got as u64;
-        st.delivered_outcomes.add(taken.counts);
-        st.collector.passed(taken.next);
-        self.update_full(&st);
-        self.unlock_and_wake(st);
+    fn take_ready(&self, max: usize, sink: &mut impl FnMut(Outcome<H::Item, H::Output>)) -> usize {
+        let taker = lock(&self.delivery.taker);
+        // Written only under the taker lock, which this consumer holds.
+        let head = self.delivery.delivered.load(Ordering::Relaxed);
+        let mut taking = Taking {
+            shared: self,
+            taker: Some(taker),
+            taken: Taken::from(head),
+        };
+        // SAFETY: the taker lock makes this the only taker, and `head` is the index after
+        // the last outcome handed back.
+        unsafe { take_in_order(&self.window, &mut taking.taken, max, |o| sink(o.into())) };
+        taking.taken.got
+    }
+
+    /// An ordered pool's consumer has just handed back every outcome before `delivered`,
+    /// without the state lock: clear `full` (it freed a slot), and take the lock if
+    /// somebody may be due a wake-up now. Its half of three handshakes, each a store, a
+    /// fence and a load on both sides (the consumer stored the count): with a waiter for
+    /// room (`watch_room`), with a consumer about to sleep, which might be waiting for the
+    /// end (`wait_consumer`), and with admission setting `full` (`update_full`).
+    fn delivered_moved(&self, delivered: u64) {
+        fence(Ordering::SeqCst);
+        if self.full.load(Ordering::Relaxed) {
+            // Should admission fill the slot meanwhile, `full` reads false while the
+            // window is full: a refusal without the lock becomes a refusal with it.
+            self.full.store(false, Ordering::Release);
+        }
+        if delivered >= self.room_watch.load(Ordering::Relaxed)
+            || self.consumers_waiting.load(Ordering::Relaxed) > 0
+        {
+            self.unlock_and_wake(lock(&self.state));
+        }
     }
 
     pub(crate) fn close(&self) {
@@ -624,16 +630,19 @@ impl<H: Handler> Shared<H> {
     }
 
     pub(crate) fn stats(&self) -> Stats {
+        // Both locks (in their order), so nothing is handed back while the counts are read.
+        let taker = self.ordered.then(|| lock(&self.delivery.taker));
         let st = lock(&self.state);
         let submitted = st.submitted - st.feeder_unsent;
         let stored = self.stored_outcomes(&st);
-        let handed_back = st.delivered_outcomes;
+        let handed_back = taker.map_or(st.delivered_outcomes, |t| *t);
+        let delivered = self.delivery.delivered.load(Ordering::Acquire);
         Stats {
             submitted,
             succeeded: stored.succeeded.max(handed_back.succeeded),
             failed: stored.failed.max(handed_back.failed),
             cancelled: stored.cancelled.max(handed_back.cancelled),
-            in_flight: submitted - st.delivered,
+            in_flight: submitted - delivered,
             workers: self.workers as u32,
             elapsed_ns: self.started.elapsed().as_nanos() as u64,
             busy_ns: self.busy_ns.load(Ordering::Relaxed),
@@ -651,11 +660,15 @@ impl<H: Handler> Shared<H> {
             while !self.is_settled(&st) {
                 st = self.settled.wait(st).unwrap_or_else(|p| p.into_inner());
             }
+            drop(st);
             // No consumer may be reading the ring while the leftovers are taken.
-            st = self.wait_for_taker(st);
-            let in_flight = st.slots_taken();
-            let leftovers = st.collector.take_all(&self.window, in_flight);
-            st.delivered += leftovers.len() as u64;
+            let _taker = lock(&self.delivery.taker);
+            let mut st = lock(&self.state);
+            let delivered = &self.delivery.delivered;
+            let head = delivered.load(Ordering::Relaxed);
+            let end = st.submitted;
+            let leftovers = st.collector.take_all(&self.window, head, end);
+            delivered.store(head + leftovers.len() as u64, Ordering::Release);
             leftovers
         };
         {
@@ -771,7 +784,7 @@ impl<H: Handler> Shared<H> {
             }
             // While items are in flight, more may be queued without waking anyone (see
             // `wakes`): the first worker to sleep keeps a timer for them.
-            if !polled && !st.poller && st.slots_taken() > 0 {
+            if !polled && !st.poller && self.slots_taken(&st) > 0 {
                 poll = Some(POLL_FIRST);
                 polled = true;
                 st.poller = true;
@@ -821,7 +834,7 @@ impl<H: Handler> Shared<H> {
     /// (a yield only helps a thread queued on the same core).
     fn worth_spinning(&self, st: &StateOf<H>, spinner: Spinner) -> bool {
         let active =
-            !st.closed && !st.cancelled && st.slots_taken() > 0 && self.sizer.task_len() > 1;
+            !st.closed && !st.cancelled && self.slots_taken(st) > 0 && self.sizer.task_len() > 1;
         match spinner {
             Spinner::Consumer => {
                 let batch_ns = self.sizer.wake_batch() as u64 * self.sizer.item_ns();
@@ -861,9 +874,69 @@ impl<H: Handler> Shared<H> {
         (st, true)
     }
 
+    /// Slots taken: indices given out (to accepted items, or reserved by the feeder for
+    /// items it is pulling) and not yet handed back.
+    fn slots_taken(&self, st: &StateOf<H>) -> u64 {
+        st.submitted - self.delivery.delivered.load(Ordering::Acquire)
+    }
+
+    fn has_room(&self, st: &StateOf<H>) -> bool {
+        self.slots_taken(st) < self.capacity as u64
+    }
+
+    /// No item will ever come out of `next` again.
+    fn is_done(&self, st: &StateOf<H>) -> bool {
+        (st.closed || st.cancelled) && self.slots_taken(st) == 0
+    }
+
     /// Refresh the `full` mirror after admission or delivery changed the slots taken.
+    /// Setting it is admission's half of a handshake with an ordered pool's consumer,
+    /// which frees slots without the state lock (`delivered_moved`): either the consumer
+    /// sees the mirror set, or the look after the fence sees the slots it freed.
     fn update_full(&self, st: &StateOf<H>) {
-        set_if_changed(&self.full, !st.has_room(self.capacity), Ordering::Release);
+        let full = !self.has_room(st);
+        set_if_changed(&self.full, full, Ordering::Release);
+        if full && self.ordered {
+            fence(Ordering::SeqCst);
+            if self.has_room(st) {
+                self.full.store(false, Ordering::Release);
+            }
+        }
+    }
+
+    /// Set `room_watch` for the producers and the feeder waiting for room: the delivered
+    /// count at which a wake-up's worth is free (`room_due`), while one of them waits and
+    /// has not been notified. Keeping it is the waiters' half of the handshake with an
+    /// ordered pool's consumer (`delivered_moved`): a waiter sets it, fences, then looks
+    /// at the room once more before it sleeps. (Room that becomes due before that, once
+    /// the workers run dry, is theirs and the consumer's to notice under the lock.)
+    fn watch_room(&self, st: &StateOf<H>) {
+        if !self.ordered {
+            // Its consumers deliver under the state lock, and wake waiters from there.
+            return;
+        }
+        let unnotified = |s: &Sleepers| s.signalled < s.waiting;
+        let at = if unnotified(&st.feeder) || unnotified(&st.producers) {
+            let batch = self.sizer.wake_batch() as u64;
+            (st.submitted + batch).saturating_sub(self.capacity as u64)
+        } else {
+            u64::MAX
+        };
+        if self.room_watch.load(Ordering::Relaxed) != at {
+            self.room_watch.store(at, Ordering::Relaxed);
+        }
+    }
+
+    /// A producer or the feeder, counted waiting under the lock, is about to sleep for
+    /// room: watch for it (`watch_room`), then look again. Returns whether room is due
+    /// already, so it must not sleep.
+    fn watch_room_before_sleep(&self, st: &mut StateOf<H>) -> bool {
+        if !self.ordered {
+            return false;
+        }
+        self.watch_room(st);
+        fence(Ordering::SeqCst);
+        self.room_due(st)
     }
 
     /// Pick up to `wanted` sleeping workers to wake, counting them awake from now on.
@@ -1083,7 +1156,11 @@ impl<H: Handler> Shared<H> {
             // time, and the full decision after each `pmap_next` was a quarter of its
             // instructions.)
             let workers = self.worker_wakes(&mut st);
-            let feeder = st.feeder.waiting > 0 && self.feeder_wake(&mut st);
+            let mut feeder = false;
+            if st.feeder.waiting > 0 {
+                feeder = self.feeder_wake(&mut st);
+                self.watch_room(&st);
+            }
             drop(st);
             for _ in 0..workers {
                 self.work.notify_one();
@@ -1137,7 +1214,7 @@ impl<H: Handler> Shared<H> {
         };
         if st.consumers.waiting > 0 {
             let mut due = Notify::Nobody;
-            if st.is_done() {
+            if self.is_done(st) {
                 due = Notify::All;
             } else {
                 let ready = self.ready_len(st);
@@ -1161,6 +1238,7 @@ impl<H: Handler> Shared<H> {
         if st.feeder.waiting > 0 {
             w.feeder = self.feeder_wake(st);
         }
+        self.watch_room(st);
         w.settled = st.freeing && self.is_settled(st);
         w
     }
@@ -1179,7 +1257,7 @@ impl<H: Handler> Shared<H> {
     /// a consumer still has a wake-up's worth of results to take, it is the bottleneck,
     /// and a refill per slot it frees would wake the filler once per item.
     fn room_due(&self, st: &mut StateOf<H>) -> bool {
-        let in_flight = st.slots_taken();
+        let in_flight = self.slots_taken(st);
         let room = self.capacity as u64 - in_flight;
         let batch = self.sizer.wake_batch();
         if room >= batch as u64 {
@@ -1190,8 +1268,8 @@ impl<H: Handler> Shared<H> {
 
     /// How many results `next` could hand out in a row now.
     fn ready_len(&self, st: &mut StateOf<H>) -> usize {
-        let in_flight = st.slots_taken();
-        st.collector.ready_len(&self.window, in_flight)
+        let head = self.delivery.delivered.load(Ordering::Acquire);
+        st.collector.ready_len(&self.window, head, st.submitted)
     }
 
     /// Whether the queued items are worth a worker's round now: a task's worth, or any
@@ -1237,8 +1315,11 @@ impl<H: Handler> Shared<H> {
         // be waiting for this producer's next item, or may have stopped taking.
         let limit = capped(limit, ROOM_DEFERRAL_LIMIT);
         st.producers.enter();
-        st = park(&self.room, st, limit);
+        if !self.watch_room_before_sleep(&mut st) {
+            st = park(&self.room, st, limit);
+        }
         st.producers.leave();
+        self.watch_room(&st);
         Ok(st)
     }
 
@@ -1265,7 +1346,10 @@ impl<H: Handler> Shared<H> {
         st.consumers.enter();
         self.consumers_waiting
             .store(st.consumers.waiting as usize, Ordering::SeqCst);
-        let mut look_again = self.steal_locked(&mut st) > 0;
+        // Another consumer of an ordered pool may hand back the last outcome meanwhile,
+        // without the state lock: after the fence in `steal_locked`, either this look sees
+        // it, or that consumer sees this one waiting and takes the lock to wake it.
+        let mut look_again = self.steal_locked(&mut st) > 0 || self.is_done(&st);
         if !look_again {
             // Announced: workers publish for this consumer as for a sleeping one.
             let hint = &self.hints.results;
@@ -1283,7 +1367,7 @@ impl<H: Handler> Shared<H> {
     /// Whether `wakes` may hold a wake-up back for a batch now (cheap items in flight): a
     /// thread that sleeps then bounds its sleep, as the batch may never come.
     fn wakes_batched(&self, st: &StateOf<H>) -> bool {
-        st.slots_taken() > 0 && self.sizer.wake_batch() > 1
+        self.slots_taken(st) > 0 && self.sizer.wake_batch() > 1
     }
 
     /// How long a call may sleep now: `None` = forever. Refuses to wait past the deadline
@@ -1312,8 +1396,8 @@ impl<H: Handler> Shared<H> {
             if st.cancelled || st.closed {
                 return None;
             }
-            if st.has_room(self.capacity) {
-                let room = (self.capacity as u64 - st.slots_taken()) as usize;
+            if self.has_room(&st) {
+                let room = (self.capacity as u64 - self.slots_taken(&st)) as usize;
                 // The longest a task can be, not the current task length: with items of a
                 // few µs a reservation of one task made the feeder run (and take a core
                 // from a worker) every few µs. Pulled items still reach the queue a task
@@ -1330,13 +1414,16 @@ impl<H: Handler> Shared<H> {
             // may be waiting for what this source call would bring.
             let limit = Some(ROOM_DEFERRAL_LIMIT);
             st.feeder.enter();
-            let hint = &self.hints.room;
-            let spun;
-            (st, spun) = self.spin_instead_of_park(st, hint, limit, Spinner::Feeder);
-            if !spun {
-                st = park(&self.feeder_room, st, limit);
+            if !self.watch_room_before_sleep(&mut st) {
+                let hint = &self.hints.room;
+                let spun;
+                (st, spun) = self.spin_instead_of_park(st, hint, limit, Spinner::Feeder);
+                if !spun {
+                    st = park(&self.feeder_room, st, limit);
+                }
             }
             st.feeder.leave();
+            self.watch_room(&st);
         }
     }
 

@@ -374,10 +374,11 @@ fn live_source() {
     });
 }
 
-/// Two consumers drain one ordered pool at once, one a batch at a time (read from the ring
-/// outside the state lock while the pool marks it taking), the other one by one (read
-/// under the lock): each item must still come back exactly once, each consumer's share in
-/// index order, and both must see `Done`.
+/// Two consumers drain one ordered pool at once, one a batch at a time, the other one by
+/// one, each reading the ring under the consumers' taker lock rather than the state lock:
+/// each item must still come back exactly once, each consumer's share in index order, and
+/// both must see `Done` (the one that hands back the last item wakes the other, which may
+/// be about to sleep, without having held the state lock while taking it).
 #[test]
 fn two_consumers() {
     loom::model(|| {
