@@ -322,31 +322,28 @@ impl Hints {
 }
 
 /// An ordered pool's consumer taking from the ring, holding `Delivery::taker`. Dropping
-/// it, also when the consumer's sink panics, counts what it took as delivered, lets the
-/// taker lock go, and wakes whoever that concerns (`delivered_moved`).
+/// it, also when the consumer's sink panics, counts what it took as delivered and wakes
+/// whoever that concerns (`delivered_moved`; the lock order allows the state lock under
+/// the taker lock), then lets the taker lock go.
 struct Taking<'a, H: Handler> {
     shared: &'a Shared<H>,
-    taker: Option<MutexGuard<'a, Outcomes>>,
+    handed_back: MutexGuard<'a, Outcomes>,
     taken: Taken,
 }
 
 impl<H: Handler> Drop for Taking<'_, H> {
     fn drop(&mut self) {
-        let Some(mut handed_back) = self.taker.take() else {
-            return;
-        };
-        if self.taken.got == 0 {
+        let taken = &self.taken;
+        if taken.got == 0 {
             return;
         }
-        let taken = std::mem::take(&mut self.taken);
-        handed_back.add(taken.counts);
+        self.handed_back.add(taken.counts);
         // Release: whoever reads the count, and then reuses the slots it frees, comes
         // after this consumer's reads of them.
         self.shared
             .delivery
             .delivered
             .store(taken.next, Ordering::Release);
-        drop(handed_back);
         self.shared.delivered_moved(taken.next);
     }
 }
@@ -580,12 +577,12 @@ impl<H: Handler> Shared<H> {
     /// Take up to `max` ready outcomes of an ordered pool, in order, handing each to `sink`.
     #[inline]
     fn take_ready(&self, max: usize, sink: &mut impl FnMut(Outcome<H::Item, H::Output>)) -> usize {
-        let taker = lock(&self.delivery.taker);
+        let handed_back = lock(&self.delivery.taker);
         // Written only under the taker lock, which this consumer holds.
         let head = self.delivery.delivered.load(Ordering::Relaxed);
         let mut taking = Taking {
             shared: self,
-            taker: Some(taker),
+            handed_back,
             taken: Taken::from(head),
         };
         // SAFETY: the taker lock makes this the only taker, and `head` is the index after
