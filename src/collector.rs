@@ -104,28 +104,23 @@ impl<I, O> Collector<I, O> {
     }
 }
 
-/// How far a consumer got in one look at the ring: the next index to take, and what it
-/// took on the way (each counted before it is handed on, so a consumer whose hand-off
+/// How far a consumer got in one look at the ring: the next index to take, and how many
+/// it took on the way (each counted before it is handed on, so a consumer whose hand-off
 /// panics still knows what left the ring).
-#[derive(Default)]
 pub(crate) struct Taken {
     pub next: u64,
     pub got: usize,
-    pub counts: Outcomes,
 }
 
 impl Taken {
     /// A look starting at index `next`.
     pub(crate) fn from(next: u64) -> Self {
-        Taken {
-            next,
-            ..Taken::default()
-        }
+        Taken { next, got: 0 }
     }
 }
 
 /// Take up to `max` more outcomes from `window` in index order, from `taken.next` on,
-/// while they are stored, handing each to `f`.
+/// while they are stored, counting each in `counts` by status and handing it to `f`.
 ///
 /// # Safety
 /// The caller is the only taker (it holds the pool's taker lock, or is freeing the pool),
@@ -133,16 +128,17 @@ impl Taken {
 pub(crate) unsafe fn take_in_order<I, O>(
     window: &Window<I, O>,
     taken: &mut Taken,
+    counts: &mut Outcomes,
     max: usize,
-    mut f: impl FnMut(Finished<I, O>),
+    mut f: impl FnMut(u64, Stored<I, O>),
 ) {
     let next = taken.next;
     let mut hand_back = |index: u64, stored: Stored<I, O>| {
         // Counted before `f`, so a guard that counts them delivered sees this one.
         taken.next = index + 1;
         taken.got += 1;
-        taken.counts.count(stored.status());
-        f(stored.into_finished(index));
+        counts.count(stored.status());
+        f(index, stored);
     };
     // A single outcome (`pmap_next`): one slot's lookup costs less than walking a run.
     if max == 1 {
@@ -176,8 +172,13 @@ mod tests {
         }
         let mut taken = Taken::from(*head);
         let mut got = Vec::new();
+        let mut counts = Outcomes::default();
         // SAFETY: the test is the only taker, and `head` follows the last one taken.
-        unsafe { take_in_order(w, &mut taken, usize::MAX, |o| got.push(o.index)) };
+        unsafe {
+            take_in_order(w, &mut taken, &mut counts, usize::MAX, |index, _| {
+                got.push(index);
+            });
+        };
         *head = taken.next;
         got
     }
@@ -233,10 +234,10 @@ mod tests {
         c.insert(&w, done(2));
         let mut taken = Taken::from(0);
         let mut got = Vec::new();
+        let mut counts = Outcomes::default();
         // SAFETY: the test is the only taker, from the head.
-        unsafe { take_in_order(&w, &mut taken, 2, |o| got.push(o.index)) };
+        unsafe { take_in_order(&w, &mut taken, &mut counts, 2, |index, _| got.push(index)) };
         assert_eq!((taken.got, taken.next, got), (2, 2, vec![0, 1]));
-        let counts = taken.counts;
         assert_eq!((counts.succeeded, counts.cancelled), (1, 1));
         assert_eq!(c.ready_len(&w, taken.next, 3), 1, "2 is still there");
     }

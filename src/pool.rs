@@ -30,6 +30,11 @@ impl Error {
             message: message.into(),
         }
     }
+
+    /// A wait that ran out (or a call that may not wait and could not proceed).
+    pub(crate) fn timeout() -> Self {
+        Error::new(Status::Timeout, "the timeout expired")
+    }
 }
 
 impl std::fmt::Display for Error {
@@ -124,7 +129,21 @@ impl<H: Handler> Pool<H> {
     }
 
     /// Submit one item, waiting for room as `wait` allows. On refusal the item comes back.
+    #[inline]
     pub fn submit(&self, item: H::Item, wait: Wait) -> Result<(), Rejected<H::Item>> {
+        if wait == Wait::Never && self.refuses_at_once() {
+            // The README's one-thread pattern makes this call once per item.
+            return Err(Rejected {
+                item,
+                error: Error::timeout(),
+            });
+        }
+        self.submit_one(item, wait)
+    }
+
+    /// `submit` past its refusal without the lock.
+    #[inline(never)]
+    fn submit_one(&self, item: H::Item, wait: Wait) -> Result<(), Rejected<H::Item>> {
         let mut items = std::iter::once(item).peekable();
         match self.submit_many(&mut items, wait) {
             (_, Ok(())) => Ok(()),
@@ -239,6 +258,13 @@ impl<H: Handler> Pool<H> {
     /// Whether this pool was inherited from a parent process through `fork()`.
     pub fn is_forked(&self) -> bool {
         threads::fork_generation() != self.shared.born_in()
+    }
+
+    /// Whether a submit that may not wait would be refused with `Status::Timeout`, as far
+    /// as can be told without the state lock (`submit_many` says the same, later).
+    #[inline]
+    fn refuses_at_once(&self) -> bool {
+        !self.source_mode && !self.is_forked() && self.shared.refuses_at_once()
     }
 
     fn check_fork(&self) -> Result<(), Error> {

@@ -10,7 +10,7 @@
 use std::mem::{ManuallyDrop, MaybeUninit};
 
 use crate::config::MAX_WORKERS;
-use crate::handler::{Fate, Finished};
+use crate::handler::{Fate, Finished, NO_WORKER, Outcome};
 use crate::status::ItemStatus;
 
 // Every worker id fits the stored field.
@@ -120,6 +120,52 @@ impl<I, O> Stored<I, O> {
         };
         Finished { index, fate }
     }
+
+    /// The outcome of item `index` as a consumer receives it: `into_finished` and the
+    /// conversion to [`Outcome`] in one step, without building the [`Fate`] between
+    /// (`pmap_next` does this once per call).
+    #[inline]
+    pub(crate) fn into_outcome(self, index: u64) -> Outcome<I, O> {
+        // The fields move out below; `Drop` must not drop them again.
+        let this = ManuallyDrop::new(self);
+        let worker = u32::from(this.worker);
+        // SAFETY: `kind` says which fields `new` set, and each set field is read once,
+        // from a value that is not dropped.
+        let (item, value, status, error, worker) = unsafe {
+            match this.kind {
+                Kind::Ok => (
+                    Some(this.item.assume_init_read()),
+                    Some(this.output.assume_init_read()),
+                    ItemStatus::Ok,
+                    0,
+                    worker,
+                ),
+                Kind::Failed => (
+                    Some(this.item.assume_init_read()),
+                    None,
+                    ItemStatus::Failed,
+                    this.code,
+                    worker,
+                ),
+                Kind::Cancelled => (
+                    Some(this.item.assume_init_read()),
+                    None,
+                    ItemStatus::Cancelled,
+                    0,
+                    NO_WORKER,
+                ),
+                Kind::SourceFailed => (None, None, ItemStatus::SourceFailed, this.code, NO_WORKER),
+            }
+        };
+        Outcome {
+            index,
+            item,
+            value,
+            status,
+            error,
+            worker,
+        }
+    }
 }
 
 impl<I, O> Drop for Stored<I, O> {
@@ -179,6 +225,27 @@ mod tests {
         assert_eq!(f.index, 10);
     }
 
+    /// The one-step conversion `pmap_next` uses says what the two steps say.
+    #[test]
+    fn into_outcome_matches_the_outcome_of_the_fate() {
+        let fates = || {
+            [
+                Finished::<u8, u16>::ran(7, 1, MAX_WORKERS as u32 - 1, Ok(10)),
+                Finished::ran(8, 2, 3, Err(-5)),
+                Finished::cancelled(9, 4),
+                Finished::source_failed(10, -2),
+            ]
+        };
+        for (direct, two_steps) in fates().into_iter().zip(fates()) {
+            let index = direct.index;
+            let got = Stored::new(direct.fate).into_outcome(index);
+            let want = Outcome::from(two_steps);
+            let fields =
+                |o: &Outcome<u8, u16>| (o.index, o.item, o.value, o.status, o.error, o.worker);
+            assert_eq!(fields(&got), fields(&want), "index {index}");
+        }
+    }
+
     #[test]
     fn status_matches_the_fate() {
         for f in [
@@ -219,10 +286,19 @@ mod tests {
             .into_iter()
             .map(|f| Stored::new(f).into_finished(0))
             .collect();
-        assert_eq!((Rc::strong_count(&item), Rc::strong_count(&output)), (7, 3));
+        let handed_back: Vec<_> = fates()
+            .into_iter()
+            .map(|f| Stored::new(f).into_outcome(0))
+            .collect();
+        assert_eq!(
+            (Rc::strong_count(&item), Rc::strong_count(&output)),
+            (10, 4)
+        );
         drop(dropped);
-        assert_eq!((Rc::strong_count(&item), Rc::strong_count(&output)), (4, 2));
+        assert_eq!((Rc::strong_count(&item), Rc::strong_count(&output)), (7, 3));
         drop(taken);
+        assert_eq!((Rc::strong_count(&item), Rc::strong_count(&output)), (4, 2));
+        drop(handed_back);
         assert_eq!((Rc::strong_count(&item), Rc::strong_count(&output)), (1, 1));
     }
 }

@@ -211,11 +211,9 @@ pub unsafe extern "C" fn pmap_next(
     ffi_boundary!("pmap_next", PMAP_INTERNAL, {
         let p = try_pool!("pmap_next", pool);
         let out = try_mut!("pmap_next", out);
-        match p.next(Wait::from_nanos(timeout_ns)) {
-            Ok(outcome) => {
-                *out = to_c_result(outcome);
-                PMAP_OK
-            }
+        // Written from inside the take: no copy of the outcome on the way out.
+        match p.next_into(1, Wait::from_nanos(timeout_ns), |o| *out = to_c_result(o)) {
+            Ok(_) => PMAP_OK,
             Err(e) => fail("pmap_next", &e),
         }
     })

@@ -74,37 +74,54 @@ thread_local! {
 
 /// Record `"<fn>: <STATUS>: <message>"` as this thread's last error.
 pub(crate) fn record(fn_name: &'static str, status: Status, message: Cow<'static, str>) {
+    match message {
+        Cow::Borrowed(message) => record_static(fn_name, status, message),
+        Cow::Owned(message) => record_owned(fn_name, status, message),
+    }
+}
+
+/// `record` for a message fixed at compile time: a polled submit into a full window
+/// makes this call once per item, and the same failure again changes nothing.
+#[inline]
+fn record_static(fn_name: &'static str, status: Status, message: &'static str) {
     let last = LAST_ERROR.get();
-    let message = match message {
-        Cow::Borrowed(message) => {
-            let same = last.status == status
-                && std::ptr::eq(last.fn_name, fn_name)
-                && last.message.is_some_and(|m| std::ptr::eq(m, message));
-            if same {
-                // The same failure again: the text already says it.
-                return;
-            }
-            Some(message)
-        }
-        // `try_with`: a call failing in another thread-local's destructor, after this
-        // one's, must still get its status back rather than a panic.
-        Cow::Owned(message) => match LAST_TEXT.try_with(|t| t.borrow_mut().owned = message) {
-            Ok(()) => None,
-            Err(_) => Some("(the message was lost: the thread is exiting)"),
-        },
+    let same = last.status == status
+        && std::ptr::eq(last.fn_name, fn_name)
+        && last.message.is_some_and(|m| std::ptr::eq(m, message));
+    if !same {
+        set_last(fn_name, status, Some(message), last.seq);
+    }
+}
+
+/// `record` for a message built at run time.
+#[cold]
+fn record_owned(fn_name: &'static str, status: Status, message: String) {
+    // `try_with`: a call failing in another thread-local's destructor, after this
+    // one's, must still get its status back rather than a panic.
+    let message = match LAST_TEXT.try_with(|t| t.borrow_mut().owned = message) {
+        Ok(()) => None,
+        Err(_) => Some("(the message was lost: the thread is exiting)"),
     };
+    set_last(fn_name, status, message, LAST_ERROR.get().seq);
+}
+
+fn set_last(fn_name: &'static str, status: Status, message: Option<&'static str>, seq: u64) {
     LAST_ERROR.set(LastError {
         fn_name,
         status,
         message,
-        seq: last.seq + 1,
+        seq: seq + 1,
     });
 }
 
 /// Record `err` and return its status as the C status code.
+#[inline]
 pub(crate) fn fail(fn_name: &'static str, err: &Error) -> i32 {
     if err.status != Status::Done {
-        record(fn_name, err.status, err.message.clone());
+        match &err.message {
+            Cow::Borrowed(message) => record_static(fn_name, err.status, message),
+            Cow::Owned(message) => record_owned(fn_name, err.status, message.clone()),
+        }
     }
     err.status as i32
 }
