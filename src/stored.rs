@@ -38,30 +38,31 @@ pub(crate) struct Stored<I, O> {
 }
 
 impl<I, O> Stored<I, O> {
+    /// The outcome of an item that ran: `new` for that fate, the one a worker stores per
+    /// item, built without the `Fate`.
+    #[inline]
+    pub(crate) fn ran(item: I, result: Result<O, i32>, worker: u32) -> Self {
+        let (output, code, kind) = match result {
+            Ok(output) => (MaybeUninit::new(output), 0, Kind::Ok),
+            Err(code) => (MaybeUninit::uninit(), code, Kind::Failed),
+        };
+        Stored {
+            item: MaybeUninit::new(item),
+            output,
+            code,
+            // Lossless: worker ids are below MAX_WORKERS (asserted above).
+            worker: worker as u16,
+            kind,
+        }
+    }
+
     pub(crate) fn new(fate: Fate<I, O>) -> Self {
         let (item, output, code, worker, kind) = match fate {
             Fate::Ran {
                 item,
-                result: Ok(output),
+                result,
                 worker,
-            } => (
-                MaybeUninit::new(item),
-                MaybeUninit::new(output),
-                0,
-                worker,
-                Kind::Ok,
-            ),
-            Fate::Ran {
-                item,
-                result: Err(code),
-                worker,
-            } => (
-                MaybeUninit::new(item),
-                MaybeUninit::uninit(),
-                code,
-                worker,
-                Kind::Failed,
-            ),
+            } => return Stored::ran(item, result, worker),
             Fate::Cancelled(item) => (
                 MaybeUninit::new(item),
                 MaybeUninit::uninit(),

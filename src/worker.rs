@@ -36,7 +36,7 @@ pub(crate) fn run<H: Handler>(shared: &Shared<H>, id: u32) {
             if result.is_err() {
                 shared.item_failed();
             }
-            shared.finish(id, Finished::ran(index, item, id, result), &mut cursor);
+            shared.finish_ran(id, index, item, result, &mut cursor);
         }
         let ns = started.elapsed().as_nanos() as u64;
         shared.add_busy(ns);
