@@ -456,7 +456,7 @@ impl<H: Handler> Shared<H> {
     pub(crate) fn submit_many<It>(
         &self,
         items: &mut Peekable<It>,
-        deadline: Deadline,
+        mut deadline: Deadline,
     ) -> (usize, Result<(), Error>)
     where
         It: Iterator<Item = H::Item>,
@@ -497,7 +497,7 @@ impl<H: Handler> Shared<H> {
             }
             // What was queued must reach the workers before this thread waits for room.
             self.wake_locked(&mut st);
-            st = match self.wait_producer(st, deadline) {
+            st = match self.wait_producer(st, &mut deadline) {
                 Ok(st) => st,
                 Err(e) => return (accepted, Err(e)),
             };
@@ -517,7 +517,7 @@ impl<H: Handler> Shared<H> {
     pub(crate) fn next_into(
         &self,
         max: usize,
-        deadline: Deadline,
+        mut deadline: Deadline,
         mut sink: impl FnMut(Outcome<H::Item, H::Output>),
     ) -> Result<usize, Error> {
         if self.ordered {
@@ -545,7 +545,7 @@ impl<H: Handler> Shared<H> {
             if self.is_done(&st) {
                 return Err(Error::new(Status::Done, "every item has been handed back"));
             }
-            st = self.wait_consumer(st, deadline)?;
+            st = self.wait_consumer(st, &mut deadline)?;
         }
     }
 
@@ -555,7 +555,7 @@ impl<H: Handler> Shared<H> {
     fn next_in_order(
         &self,
         max: usize,
-        deadline: Deadline,
+        mut deadline: Deadline,
         mut sink: impl FnMut(Outcome<H::Item, H::Output>),
     ) -> Result<usize, Error> {
         loop {
@@ -578,7 +578,7 @@ impl<H: Handler> Shared<H> {
                 // have woken them (`delivered_moved`).
                 self.wake_locked(&mut st);
             }
-            drop(self.wait_consumer(st, deadline)?);
+            drop(self.wait_consumer(st, &mut deadline)?);
         }
     }
 
@@ -1401,7 +1401,7 @@ impl<H: Handler> Shared<H> {
     fn wait_producer<'a>(
         &'a self,
         mut st: Guard<'a, H>,
-        deadline: Deadline,
+        deadline: &mut Deadline,
     ) -> Result<Guard<'a, H>, Error> {
         let limit = self.wait_limit(deadline)?;
         self.kick_workers_locked(&mut st);
@@ -1427,7 +1427,7 @@ impl<H: Handler> Shared<H> {
     fn wait_consumer<'a>(
         &'a self,
         mut st: Guard<'a, H>,
-        deadline: Deadline,
+        deadline: &mut Deadline,
     ) -> Result<Guard<'a, H>, Error> {
         if self.steal_locked(&mut st) > 0 {
             return Ok(st);
@@ -1466,13 +1466,8 @@ impl<H: Handler> Shared<H> {
 
     /// How long a call may sleep now: `None` = forever. Refuses to wait past the deadline
     /// or from inside one of this pool's own callbacks.
-    fn wait_limit(&self, deadline: Deadline) -> Result<Option<Duration>, Error> {
-        let limit = match deadline {
-            Deadline::Now => None,
-            Deadline::Never => Some(None),
-            Deadline::At(at) => at.checked_duration_since(Instant::now()).map(Some),
-        };
-        let Some(limit) = limit else {
+    fn wait_limit(&self, deadline: &mut Deadline) -> Result<Option<Duration>, Error> {
+        let Some(limit) = deadline.remaining() else {
             return Err(Error::timeout());
         };
         if threads::is_owned_by(self.addr()) {
