@@ -244,7 +244,6 @@ pub(crate) struct Shared<H: Handler> {
     /// Fork generation the pool was created in.
     born_in: u64,
     started: Instant,
-    busy_ns: Padded<AtomicU64>,
     /// Decides how many items go into one task.
     pub(crate) sizer: Padded<Sizer>,
     /// One per worker of an unordered pool: finished outcomes not yet published to the
@@ -253,7 +252,7 @@ pub(crate) struct Shared<H: Handler> {
     /// An ordered pool's outcomes, each in its index's slot (`ring.rs`): workers store
     /// theirs there at once, without the lock. Unused (and never allocated) when unordered.
     window: Window<H::Item, H::Output>,
-    /// One per worker: what it stored into `window`.
+    /// One per worker: what it stored into `window`, and its time in the work function.
     tallies: Box<[Padded<Tally>]>,
     /// Mirror of `State::consumers_waiting` for the outbox handshake.
     consumers_waiting: Padded<AtomicUsize>,
@@ -416,7 +415,6 @@ impl<H: Handler> Shared<H> {
             cancelled: Padded(AtomicBool::new(false)),
             born_in: threads::fork_generation(),
             started: Instant::now(),
-            busy_ns: Padded(AtomicU64::new(0)),
             sizer: Padded(sizer),
             outboxes: (0..cfg.workers)
                 .map(|_| Padded(Outbox::new(if cfg.ordered { 1 } else { max_round })))
@@ -693,7 +691,7 @@ impl<H: Handler> Shared<H> {
             in_flight: submitted - delivered,
             workers: self.workers as u32,
             elapsed_ns: self.started.elapsed().as_nanos() as u64,
-            busy_ns: self.busy_ns.load(Ordering::Relaxed),
+            busy_ns: self.tallies.iter().map(|t| t.busy_ns()).sum(),
         }
     }
 
@@ -1592,8 +1590,10 @@ impl<H: Handler> Shared<H> {
     }
 
     /// Time spent in the work function, for stats.
-    pub(crate) fn add_busy(&self, ns: u64) {
-        self.busy_ns.fetch_add(ns, Ordering::Relaxed);
+    /// Count `ns` of work by `worker`: in its own counters, since a shared one took a
+    /// line from the other workers after every round.
+    pub(crate) fn add_busy(&self, worker: u32, ns: u64) {
+        self.tallies[worker as usize].add_busy(ns);
     }
 }
 

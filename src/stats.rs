@@ -59,15 +59,17 @@ impl Outcomes {
     }
 }
 
-/// The outcomes one worker of an ordered pool stored into the ring (without the state
-/// lock), counted by that worker alone. Each count is stored (release) after the outcome
-/// it counts, so whoever reads a count (acquire) finds those outcomes in the ring.
+/// One worker's own counters, written by that worker alone: the outcomes it stored into
+/// an ordered pool's ring (without the state lock), and its time in the work function.
+/// Each outcome count is stored (release) after the outcome it counts, so whoever reads a
+/// count (acquire) finds those outcomes in the ring.
 pub(crate) struct Tally {
     succeeded: AtomicU64,
     failed: AtomicU64,
     cancelled: AtomicU64,
     /// Stored since the worker last took the state lock (its wake-up decisions).
     unpublished: AtomicUsize,
+    busy_ns: AtomicU64,
 }
 
 impl Tally {
@@ -77,7 +79,18 @@ impl Tally {
             failed: AtomicU64::new(0),
             cancelled: AtomicU64::new(0),
             unpublished: AtomicUsize::new(0),
+            busy_ns: AtomicU64::new(0),
         }
+    }
+
+    /// Count `ns` of work (only the owning worker calls this).
+    pub(crate) fn add_busy(&self, ns: u64) {
+        let busy = self.busy_ns.load(Ordering::Relaxed);
+        self.busy_ns.store(busy + ns, Ordering::Relaxed);
+    }
+
+    pub(crate) fn busy_ns(&self) -> u64 {
+        self.busy_ns.load(Ordering::Relaxed)
     }
 
     /// Count an outcome just stored; returns how many are unpublished now. Only the

@@ -39,7 +39,7 @@ pub(crate) fn run<H: Handler>(shared: &Shared<H>, id: u32) {
             shared.finish_ran(id, index, item, result, &mut cursor);
         }
         let ns = started.elapsed().as_nanos() as u64;
-        shared.add_busy(ns);
+        shared.add_busy(id, ns);
         shared.sizer.record(ran, ns);
     }
     shared.handler.exit(id, state);
