@@ -138,6 +138,14 @@ impl<H: Handler> Pool<H> {
                 error: Error::timeout(),
             });
         }
+        let item = if !self.source_mode && !self.is_forked() {
+            match self.shared.admit_one(item) {
+                Ok(()) => return Ok(()),
+                Err(item) => item,
+            }
+        } else {
+            item
+        };
         self.submit_one(item, wait)
     }
 

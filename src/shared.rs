@@ -482,9 +482,7 @@ impl<H: Handler> Shared<H> {
                 let Some(item) = items.next() else {
                     break;
                 };
-                let index = st.submitted;
-                st.submitted += 1;
-                self.enqueue_locked(&mut st, index, item);
+                self.admit_locked(&mut st, item);
                 accepted += 1;
             }
             self.reserve_window(first, st.submitted - first);
@@ -500,6 +498,31 @@ impl<H: Handler> Shared<H> {
                 Err(e) => return (accepted, Err(e)),
             };
         }
+    }
+
+    /// `submit_many`'s common case for a single item: an open pool with room. Without the
+    /// iterator and the loop around it; the item comes back when it has to take the
+    /// long way (no room, closed, cancelled).
+    #[inline]
+    pub(crate) fn admit_one(&self, item: H::Item) -> Result<(), H::Item> {
+        let mut st = lock(&self.state);
+        if st.cancelled || st.closed || !self.has_room(&st) {
+            return Err(item);
+        }
+        let index = st.submitted;
+        self.admit_locked(&mut st, item);
+        self.reserve_window(index, 1);
+        self.update_full(&st);
+        self.unlock_and_wake_workers(st);
+        Ok(())
+    }
+
+    /// Give `item` the next index and queue it (the caller holds the lock and saw room).
+    #[inline]
+    fn admit_locked(&self, st: &mut StateOf<H>, item: H::Item) {
+        let index = st.submitted;
+        st.submitted += 1;
+        self.enqueue_locked(st, index, item);
     }
 
     /// A submit that may not wait is refused without the lock: the window was full a
