@@ -10,7 +10,7 @@
 
 use std::collections::VecDeque;
 
-use crate::handler::Finished;
+use crate::handler::{Finished, Outcome};
 use crate::ring::Ring;
 use crate::stats::Outcomes;
 use crate::stored::Stored;
@@ -85,7 +85,7 @@ impl<I, O> Collector<I, O> {
         window: &Window<I, O>,
         head: u64,
         end: u64,
-    ) -> Vec<Finished<I, O>> {
+    ) -> Vec<Outcome<I, O>> {
         match self {
             Collector::Ordered { ready_end } => {
                 let mut all = Vec::new();
@@ -93,13 +93,13 @@ impl<I, O> Collector<I, O> {
                     if window.is_full(index) {
                         // SAFETY: in flight and seen full; taken by the only taker.
                         let stored = unsafe { window.take(index) };
-                        all.push(stored.into_finished(index));
+                        all.push(stored.into_outcome(index));
                     }
                 }
                 *ready_end = end;
                 all
             }
-            Collector::Unordered(queue) => queue.drain(..).collect(),
+            Collector::Unordered(queue) => queue.drain(..).map(Outcome::from).collect(),
         }
     }
 }
@@ -133,24 +133,17 @@ pub(crate) unsafe fn take_in_order<I, O>(
     mut f: impl FnMut(u64, Stored<I, O>),
 ) {
     let next = taken.next;
-    let mut hand_back = |index: u64, stored: Stored<I, O>| {
+    let hand_back = |index: u64, stored: Stored<I, O>| {
         // Counted before `f`, so a guard that counts them delivered sees this one.
         taken.next = index + 1;
         taken.got += 1;
         counts.count(stored.status());
         f(index, stored);
     };
-    // A single outcome (`pmap_next`): one slot's lookup costs less than walking a run.
-    if max == 1 {
-        // SAFETY: the index after the last handed back (in flight, or not yet admitted),
-        // taken by the only taker: the caller's promise.
-        if let Some(stored) = unsafe { window.take_if_full(next) } {
-            hand_back(next, stored);
-        }
-    } else {
-        // SAFETY: as above, from that index on.
-        unsafe { window.take_while_full(next, max, hand_back) };
-    }
+    // SAFETY: from the index after the last handed back on (each in flight, or not yet
+    // admitted), taken by the only taker: the caller's promise. (A single outcome,
+    // `pmap_next`, takes the pool's own straight path, `take_one`.)
+    unsafe { window.take_while_full(next, max, hand_back) };
 }
 
 #[cfg(test)]
@@ -291,7 +284,7 @@ mod tests {
         c.insert(&w, Finished::cancelled(3, 3));
         let all = c.take_all(&w, 0, 4);
         assert_eq!(all.len(), 2);
-        assert_eq!(all[1].status(), ItemStatus::Cancelled);
+        assert_eq!(all[1].status, ItemStatus::Cancelled);
         assert_eq!(c.ready_len(&w, 4, 4), 0);
     }
 }

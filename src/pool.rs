@@ -131,25 +131,25 @@ impl<H: Handler> Pool<H> {
     /// Submit one item, waiting for room as `wait` allows. On refusal the item comes back.
     #[inline]
     pub fn submit(&self, item: H::Item, wait: Wait) -> Result<(), Rejected<H::Item>> {
-        if wait == Wait::Never && self.refuses_at_once() {
+        if self.source_mode || self.is_forked() {
+            // The long way says why not.
+            return self.submit_one(item, wait);
+        }
+        if wait == Wait::Never && self.shared.refuses_at_once() {
             // The README's one-thread pattern makes this call once per item.
             return Err(Rejected {
                 item,
                 error: Error::timeout(),
             });
         }
-        let item = if !self.source_mode && !self.is_forked() {
-            match self.shared.admit_one(item) {
-                Ok(()) => return Ok(()),
-                Err(item) => item,
-            }
-        } else {
-            item
-        };
-        self.submit_one(item, wait)
+        match self.shared.admit_one(item) {
+            Ok(()) => Ok(()),
+            Err(item) => self.submit_one(item, wait),
+        }
     }
 
-    /// `submit` past its refusal without the lock.
+    /// `submit` the long way: what the straight paths above leave (no room, closed,
+    /// cancelled, forked, source mode), through `submit_many`.
     #[inline(never)]
     fn submit_one(&self, item: H::Item, wait: Wait) -> Result<(), Rejected<H::Item>> {
         let mut items = std::iter::once(item).peekable();
@@ -266,13 +266,6 @@ impl<H: Handler> Pool<H> {
     /// Whether this pool was inherited from a parent process through `fork()`.
     pub fn is_forked(&self) -> bool {
         threads::fork_generation() != self.shared.born_in()
-    }
-
-    /// Whether a submit that may not wait would be refused with `Status::Timeout`, as far
-    /// as can be told without the state lock (`submit_many` says the same, later).
-    #[inline]
-    fn refuses_at_once(&self) -> bool {
-        !self.source_mode && !self.is_forked() && self.shared.refuses_at_once()
     }
 
     fn check_fork(&self) -> Result<(), Error> {

@@ -332,17 +332,9 @@ struct Taking<'a, H: Handler> {
 
 impl<H: Handler> Drop for Taking<'_, H> {
     fn drop(&mut self) {
-        let taken = &self.taken;
-        if taken.got == 0 {
-            return;
+        if self.taken.got > 0 {
+            self.shared.delivered_moved(self.taken.next);
         }
-        // Release: whoever reads the count, and then reuses the slots it frees, comes
-        // after this consumer's reads of them.
-        self.shared
-            .delivery
-            .delivered
-            .store(taken.next, Ordering::Release);
-        self.shared.delivered_moved(taken.next);
     }
 }
 
@@ -619,8 +611,7 @@ impl<H: Handler> Shared<H> {
             return false;
         };
         handed_back.count(stored.status());
-        // Release: as in `Taking`; nothing between the take and here can panic.
-        self.delivery.delivered.store(head + 1, Ordering::Release);
+        // Nothing between the take and here can panic.
         self.delivered_moved(head + 1);
         drop(handed_back);
         sink(stored.into_outcome(head));
@@ -657,13 +648,17 @@ impl<H: Handler> Shared<H> {
     }
 
     /// An ordered pool's consumer has just handed back every outcome before `delivered`,
-    /// without the state lock: clear `full` (it freed a slot), and take the lock if
-    /// somebody may be due a wake-up now. Its half of three handshakes, each a store, a
-    /// fence and a load on both sides (the consumer stored the count): with a waiter for
-    /// room (`watch_room`), with a consumer about to sleep, which might be waiting for the
-    /// end (`wait_consumer`), and with admission setting `full` (`update_full`).
+    /// without the state lock: publish the count, clear `full` (it freed a slot), and
+    /// take the lock if somebody may be due a wake-up now. Its half of three handshakes,
+    /// each a store, a fence and a load on both sides (the consumer stores the count):
+    /// with a waiter for room (`watch_room`), with a consumer about to sleep, which might
+    /// be waiting for the end (`wait_consumer`), and with admission setting `full`
+    /// (`update_full`).
     #[inline]
     fn delivered_moved(&self, delivered: u64) {
+        // Release: whoever reads the count, and then reuses the slots it frees, comes
+        // after this consumer's reads of them.
+        self.delivery.delivered.store(delivered, Ordering::Release);
         fence(Ordering::SeqCst);
         if self.full.load(Ordering::Relaxed) {
             // Should admission fill the slot meanwhile, `full` reads false while the
@@ -743,7 +738,7 @@ impl<H: Handler> Shared<H> {
         {
             let _inside = OwnerGuard::enter(self.addr());
             for outcome in leftovers {
-                self.handler.drop_unreturned(outcome.into());
+                self.handler.drop_unreturned(outcome);
             }
         }
         lock(&self.state).shutdown = true;

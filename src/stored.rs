@@ -10,7 +10,7 @@
 use std::mem::{ManuallyDrop, MaybeUninit};
 
 use crate::config::MAX_WORKERS;
-use crate::handler::{Fate, Finished, NO_WORKER, Outcome};
+use crate::handler::{Fate, NO_WORKER, Outcome};
 use crate::status::ItemStatus;
 
 // Every worker id fits the stored field.
@@ -97,34 +97,9 @@ impl<I, O> Stored<I, O> {
         }
     }
 
-    /// The outcome of item `index`, which this is.
-    pub(crate) fn into_finished(self, index: u64) -> Finished<I, O> {
-        // The fields move out below; `Drop` must not drop them again.
-        let this = ManuallyDrop::new(self);
-        // SAFETY: `kind` says which fields `new` set, and each set field is read once,
-        // from a value that is not dropped.
-        let fate = unsafe {
-            match this.kind {
-                Kind::Ok => Fate::Ran {
-                    item: this.item.assume_init_read(),
-                    result: Ok(this.output.assume_init_read()),
-                    worker: u32::from(this.worker),
-                },
-                Kind::Failed => Fate::Ran {
-                    item: this.item.assume_init_read(),
-                    result: Err(this.code),
-                    worker: u32::from(this.worker),
-                },
-                Kind::Cancelled => Fate::Cancelled(this.item.assume_init_read()),
-                Kind::SourceFailed => Fate::SourceFailed(this.code),
-            }
-        };
-        Finished { index, fate }
-    }
-
-    /// The outcome of item `index` as a consumer receives it: `into_finished` and the
-    /// conversion to [`Outcome`] in one step, without building the [`Fate`] between
-    /// (`pmap_next` does this once per call).
+    /// The outcome of item `index`, which this is, as a consumer receives it: straight to
+    /// an [`Outcome`], without building the [`Fate`] between (`pmap_next` does this once
+    /// per call).
     #[inline]
     pub(crate) fn into_outcome(self, index: u64) -> Outcome<I, O> {
         // The fields move out below; `Drop` must not drop them again.
@@ -172,7 +147,7 @@ impl<I, O> Stored<I, O> {
 impl<I, O> Drop for Stored<I, O> {
     fn drop(&mut self) {
         // SAFETY: `kind` says which fields `new` set; they are dropped once, here
-        // (`into_finished` moves them out of a value that is never dropped).
+        // (`into_outcome` moves them out of a value that is never dropped).
         unsafe {
             match self.kind {
                 Kind::Ok => {
@@ -189,6 +164,7 @@ impl<I, O> Drop for Stored<I, O> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::handler::Finished;
     use std::rc::Rc;
 
     #[test]
@@ -202,28 +178,27 @@ mod tests {
     fn every_fate_comes_back_as_it_went_in() {
         let back = |f: Finished<u8, u16>| {
             let index = f.index;
-            Stored::new(f.fate).into_finished(index)
+            Stored::new(f.fate).into_outcome(index)
         };
-        let f = back(Finished::ran(7, 1, MAX_WORKERS as u32 - 1, Ok(10)));
-        assert!(matches!(
-            f.fate,
-            Fate::Ran { item: 1, result: Ok(10), worker } if worker == MAX_WORKERS as u32 - 1
-        ));
-        assert_eq!(f.index, 7);
-        let f = back(Finished::ran(8, 2, 3, Err(-5)));
-        assert!(matches!(
-            f.fate,
-            Fate::Ran {
-                item: 2,
-                result: Err(-5),
-                worker: 3
-            }
-        ));
-        let f = back(Finished::cancelled(9, 4));
-        assert!(matches!(f.fate, Fate::Cancelled(4)));
-        let f = back(Finished::source_failed(10, -2));
-        assert!(matches!(f.fate, Fate::SourceFailed(-2)));
-        assert_eq!(f.index, 10);
+        let o = back(Finished::ran(7, 1, MAX_WORKERS as u32 - 1, Ok(10)));
+        assert_eq!(
+            (o.item, o.value, o.status, o.worker),
+            (Some(1), Some(10), ItemStatus::Ok, MAX_WORKERS as u32 - 1)
+        );
+        assert_eq!(o.index, 7);
+        let o = back(Finished::ran(8, 2, 3, Err(-5)));
+        assert_eq!(
+            (o.item, o.value, o.status, o.error, o.worker),
+            (Some(2), None, ItemStatus::Failed, -5, 3)
+        );
+        let o = back(Finished::cancelled(9, 4));
+        assert_eq!((o.item, o.status), (Some(4), ItemStatus::Cancelled));
+        let o = back(Finished::source_failed(10, -2));
+        assert_eq!(
+            (o.item, o.status, o.error),
+            (None, ItemStatus::SourceFailed, -2)
+        );
+        assert_eq!(o.index, 10);
     }
 
     /// The one-step conversion `pmap_next` uses says what the two steps say.
@@ -283,21 +258,12 @@ mod tests {
             ]
         };
         let dropped: Vec<_> = fates().into_iter().map(Stored::new).collect();
-        let taken: Vec<_> = fates()
-            .into_iter()
-            .map(|f| Stored::new(f).into_finished(0))
-            .collect();
         let handed_back: Vec<_> = fates()
             .into_iter()
             .map(|f| Stored::new(f).into_outcome(0))
             .collect();
-        assert_eq!(
-            (Rc::strong_count(&item), Rc::strong_count(&output)),
-            (10, 4)
-        );
-        drop(dropped);
         assert_eq!((Rc::strong_count(&item), Rc::strong_count(&output)), (7, 3));
-        drop(taken);
+        drop(dropped);
         assert_eq!((Rc::strong_count(&item), Rc::strong_count(&output)), (4, 2));
         drop(handed_back);
         assert_eq!((Rc::strong_count(&item), Rc::strong_count(&output)), (1, 1));

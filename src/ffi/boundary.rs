@@ -73,6 +73,7 @@ thread_local! {
 }
 
 /// Record `"<fn>: <STATUS>: <message>"` as this thread's last error.
+#[inline]
 pub(crate) fn record(fn_name: &'static str, status: Status, message: Cow<'static, str>) {
     match message {
         Cow::Borrowed(message) => record_static(fn_name, status, message),
@@ -118,10 +119,7 @@ fn set_last(fn_name: &'static str, status: Status, message: Option<&'static str>
 #[inline]
 pub(crate) fn fail(fn_name: &'static str, err: &Error) -> i32 {
     if err.status != Status::Done {
-        match &err.message {
-            Cow::Borrowed(message) => record_static(fn_name, err.status, message),
-            Cow::Owned(message) => record_owned(fn_name, err.status, message.clone()),
-        }
+        record(fn_name, err.status, err.message.clone());
     }
     err.status as i32
 }
