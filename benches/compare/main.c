@@ -146,9 +146,11 @@ static int cmd_idle(int argc, char **argv) {
     return 0;
 }
 
+int cmd_wakelat(int rounds, int pin_threads); /* wakelat.c */
+
 int main(int argc, char **argv) {
     if (argc < 2) {
-        fprintf(stderr, "usage: bench_compare calibrate | run ... | idle ... (see main.c)\n");
+        fprintf(stderr, "usage: bench_compare calibrate | run ... | idle ... | wakelat ... (see main.c)\n");
         return 2;
     }
     if (strcmp(argv[1], "calibrate") == 0) {
@@ -156,6 +158,8 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (strcmp(argv[1], "idle") == 0) return cmd_idle(argc, argv);
+    if (strcmp(argv[1], "wakelat") == 0)
+        return cmd_wakelat(atoi(arg(argc, argv, "--rounds", "200")), atoi(arg(argc, argv, "--pin", "0")));
     if (strcmp(argv[1], "run") != 0) {
         fprintf(stderr, "unknown command %s\n", argv[1]);
         return 2;
