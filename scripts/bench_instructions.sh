@@ -16,6 +16,7 @@
 # (apt-get install -y valgrind) and what scripts/bench_compare.sh needs to build the harness.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib/harness.sh
 
 LIB=""
 if [ "${1:-}" = "--lib" ]; then LIB=$2; shift 2; fi
@@ -25,11 +26,7 @@ command -v valgrind >/dev/null || { echo "valgrind is missing: apt-get install -
 
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
-if [ -z "$LIB" ]; then
-    cargo build --release --lib --quiet
-    LIB=target/release/libpmap.so
-fi
-make -s -C benches/compare OUT="$TMP/h" PMAP_SO="$(realpath "$LIB")"
+build_harness "$TMP/h" "$LIB"
 
 for spec in "${STYLES[@]}"; do
     IFS=, read -r style n <<<"$spec"

@@ -16,6 +16,7 @@
 # Needs what scripts/bench_compare.sh needs to build the harness.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib/harness.sh
 
 LIB=""
 THREADS=pmap
@@ -31,11 +32,7 @@ command -v perf >/dev/null || { echo "perf is missing (Debian: apt-get install -
 
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
-if [ -z "$LIB" ]; then
-    cargo build --release --lib --quiet
-    LIB=target/release/libpmap.so
-fi
-make -s -C benches/compare OUT="$TMP/h" PMAP_SO="$(realpath "$LIB")"
+build_harness "$TMP/h" "$LIB"
 B=$TMP/h/bench_compare
 CAL=$("$B" calibrate)
 perf record -q -e sched:sched_switch -a -o "$TMP/perf.data" -- "$B" run --cal "$CAL" "$@"
