@@ -5,6 +5,8 @@ system-wide (-a) around one harness run, and print how the CPUs spent the run:
   idle       time each CPU ran its idle task
   stacked    time a pool thread was runnable but waiting for a CPU (switched out
              preempted, state R, until it ran again) while another CPU was idle
+  ran        time each thread ran (by name: the harness's thread, which submits and
+             consumes, the workers, the feeder)
 
 Stacked time is the scheduler's share of a loss: work was ready, a CPU was free, and
 the two were not brought together. Used by scripts/sched_trace.sh.
@@ -39,8 +41,15 @@ def main(path, prefix):
     idle_total = {}
     waiting = {}  # pid -> time it was preempted (runnable, not running)
     stacked = 0.0
+    running = {}  # cpu -> (pid, since)
+    ran = {}  # thread name -> seconds
     last_t = events[0][0]
     for t, cpu, ppid, pstate, ncomm, npid in events:
+        if cpu in running:
+            pid, since = running[cpu]
+            if pid != 0:
+                ran[names.get(pid, str(pid))] = ran.get(names.get(pid, str(pid)), 0.0) + t - since
+        running[cpu] = (npid, t)
         # Credit the interval since the last event: pool threads waiting while a CPU idled.
         if idle_since and waiting:
             stacked += (t - last_t) * len(waiting)
@@ -58,6 +67,8 @@ def main(path, prefix):
     for cpu in sorted(set(e[1] for e in events)):
         print(f"cpu {cpu}: idle {idle_total.get(cpu, 0.0) * 1e3:.1f} ms")
     print(f"stacked: {prefix}* threads runnable, waiting, while a CPU idled: {stacked * 1e3:.1f} ms")
+    busiest = sorted(ran.items(), key=lambda kv: -kv[1])[:6]
+    print("ran: " + ", ".join(f"{name} {secs * 1e3:.1f} ms" for name, secs in busiest))
 
 
 if __name__ == "__main__":
