@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use crate::chunk::Sizer;
 use crate::collector::{Collector, Window};
-use crate::config::Resolved;
+use crate::config::{Resolved, available_cpus};
 use crate::handler::{Finished, Handler};
 use crate::membarrier::HandshakeFence;
 use crate::outbox::Outbox;
@@ -84,6 +84,14 @@ struct State<I, O> {
     delivered_outcomes: Outcomes,
     /// How each kind of waiter's recent spins went (`spin_instead_of_park`).
     worker_spins: Box<[Backoff]>,
+    /// A worker is spinning through a stall of the window (`spin_through_stall`), how
+    /// such spins went, and how long they took in all.
+    stall_spinner: bool,
+    stall_spins: Backoff,
+    stall_spun_ns: u64,
+    /// Consumers, and the feeder, spinning before they park: awake, on a core.
+    consumers_spinning: u32,
+    feeder_spinning: bool,
     consumer_spins: Backoff,
     feeder_spins: Backoff,
 }
@@ -96,6 +104,10 @@ pub(crate) struct Shared<H: Handler> {
     fail_fast: bool,
     workers: usize,
     ordered: bool,
+    /// The pool pulls from a source on a feeder thread.
+    fed: bool,
+    /// CPUs this process may run on, when the pool was made.
+    cpus: usize,
     /// Longest a worker, or the feeder, spins before it parks (`spin::pool_spin_limit`).
     pool_spin_limit: Duration,
     state: Padded<Mutex<StateOf<H>>>,
@@ -205,6 +217,8 @@ impl<H: Handler> Shared<H> {
             fail_fast: cfg.fail_fast,
             workers: cfg.workers,
             ordered: cfg.ordered,
+            fed: feeder,
+            cpus: available_cpus(),
             pool_spin_limit: pool_spin_limit(feeder),
             state: Padded(Mutex::new(State {
                 submitted: 0,
@@ -226,6 +240,11 @@ impl<H: Handler> Shared<H> {
                 outcomes: Outcomes::default(),
                 delivered_outcomes: Outcomes::default(),
                 worker_spins: (0..cfg.workers).map(|_| Backoff::default()).collect(),
+                stall_spinner: false,
+                stall_spins: Backoff::default(),
+                stall_spun_ns: 0,
+                consumers_spinning: 0,
+                feeder_spinning: false,
                 consumer_spins: Backoff::default(),
                 feeder_spins: Backoff::default(),
             })),
@@ -299,6 +318,11 @@ impl<H: Handler> Shared<H> {
         if self.ordered {
             self.window.reserve(first, count);
         }
+    }
+
+    /// Time the workers spent in the work function so far.
+    fn busy_ns(&self) -> u64 {
+        self.tallies.iter().map(|t| t.busy_ns()).sum()
     }
 
     /// Every outcome stored so far, by status: under the lock, plus the workers' tallies.

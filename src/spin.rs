@@ -25,6 +25,15 @@ pub(crate) const SPIN_LIMIT: Duration = Duration::from_micros(10);
 /// comes back in batches, and a parked feeder then starts each refill late.
 const FED_SPIN_LIMIT: Duration = Duration::from_micros(60);
 
+/// Longest a worker spins through a stall of an ordered window, on a core nobody else
+/// of the pool wants: the window is full and its head item still runs, so the next work
+/// comes when that item ends. On the 2-core virtual machine a worker parked there and
+/// woken at the end of the stall was now and then left waiting milliseconds for the
+/// core the other worker held while its own core idled, and a run of skewed items with
+/// one or two such stalls lost 10–20% (BENCHMARKS.md, run 18). The stalls behind that
+/// mix's 1 ms items end within the limit.
+pub(crate) const STALL_SPIN_LIMIT: Duration = Duration::from_millis(1);
+
 /// How long a pool's workers, and its feeder if it has one, may spin: longer with a feeder.
 pub(crate) fn pool_spin_limit(feeder: bool) -> Duration {
     if feeder { FED_SPIN_LIMIT } else { SPIN_LIMIT }

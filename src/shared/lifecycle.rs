@@ -69,7 +69,7 @@ impl<H: Handler> Shared<H> {
             in_flight: submitted - delivered,
             workers: self.workers as u32,
             elapsed_ns: self.started.elapsed().as_nanos() as u64,
-            busy_ns: self.tallies.iter().map(|t| t.busy_ns()).sum(),
+            busy_ns: self.busy_ns(),
         }
     }
 

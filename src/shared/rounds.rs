@@ -72,6 +72,15 @@ impl<H: Handler> Shared<H> {
             if !spun {
                 // Work may be only microseconds away, closer than a park and a wake-up.
                 spun = true;
+                let stalled;
+                (st, stalled) = self.spin_through_stall(st);
+                if stalled {
+                    // What came meanwhile is worth a round, as after a sleep; if nothing
+                    // has come yet, the refill is on its way and a spin may catch it.
+                    slept = true;
+                    spun = false;
+                    continue;
+                }
                 let spinner = Spinner::Worker(worker);
                 let spin = self.spin_instead_of_park(st, &self.hints.work, None, spinner);
                 st = spin.0;

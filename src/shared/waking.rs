@@ -2,17 +2,31 @@
 //! under the state lock, and applied after it is let go.
 
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::handler::Handler;
 use crate::pool::Error;
-use crate::spin::{Backoff, SPIN_LIMIT, spin_until};
+use crate::spin::{Backoff, SPIN_LIMIT, STALL_SPIN_LIMIT, spin_until};
 use crate::status::Status;
 use crate::sync::{AtomicBool, Condvar, MutexGuard, lock, set_if_changed};
 use crate::threads;
 use crate::wait::Deadline;
 
 use super::{Guard, Shared, State, StateOf};
+
+/// Items cheaper than this end a stall of the window within an ordinary spin: a worker
+/// does not spin through stalls for them. (Spinning through the stalls of trivial items,
+/// which last microseconds, slowed the batch calls by 5–10%: the stall spinner came back
+/// for short rounds, through the lock the consumer needed.)
+#[cfg_attr(loom, allow(dead_code, reason = "loom models measure no item"))]
+const STALL_ITEM_NS: u64 = 1_000;
+
+/// Spins through stalls take at most about 1/`STALL_SPIN_SHARE` of the time the workers
+/// spend working: where stalls come often and last long (a window far too small for
+/// the skew, 128 for the mix of BENCHMARKS.md), they cost 10% more CPU and saved
+/// nothing.
+#[cfg_attr(loom, allow(dead_code, reason = "loom models keep no budget"))]
+const STALL_SPIN_SHARE: u64 = 50;
 
 /// Longest the feeder or a producer sleeps for room, which may be held back for a batch:
 /// long enough that streaming never hits it (a 1 ms bound woke the feeder early often
@@ -130,6 +144,17 @@ pub(super) enum Spinner {
     Worker(u32),
     Consumer,
     Feeder,
+}
+
+/// Count a consumer's or the feeder's spin in (`starts`), or out, of the state
+/// `stall_to_spin_through` reads: a spinning thread holds a core.
+fn count_spinner<I, O>(st: &mut State<I, O>, spinner: Spinner, starts: bool) {
+    match spinner {
+        Spinner::Worker(_) => {}
+        Spinner::Consumer if starts => st.consumers_spinning += 1,
+        Spinner::Consumer => st.consumers_spinning -= 1,
+        Spinner::Feeder => st.feeder_spinning = starts,
+    }
 }
 
 impl<I, O> State<I, O> {
@@ -328,7 +353,7 @@ impl<H: Handler> Shared<H> {
 
     /// Whether a thread about to park should spin first: items are cheap (several to a
     /// task), and the input is open with items in flight, so whoever submits or consumes
-    /// them is active.
+    /// them is active. (A stall of the window has a spin of its own: `spin_through_stall`.)
     ///
     /// A consumer waits for a wake-up's worth of results, so it spins only when the
     /// workers finish that many within a spin: with skew or 1 µs items its wait is
@@ -346,6 +371,37 @@ impl<H: Handler> Shared<H> {
         }
     }
 
+    /// A worker about to park finds an ordered pool's window full, nothing queued and the
+    /// head's item still running: the pool waits for that item, the consumer for its
+    /// result. The stall ends with the consumer freeing room and the producer or the
+    /// feeder refilling the queue, and a worker spinning through it takes the refill
+    /// without a wake-up of its own. One worker at a time, and only while the pool's
+    /// other threads leave a core free: the workers awake, a consumer that is not asleep,
+    /// a feeder that is not asleep (a thread of the caller's that is neither is not
+    /// counted). A spin on a core somebody else wanted slowed cheap items by 5–20%.
+    fn stall_to_spin_through(&self, st: &StateOf<H>) -> bool {
+        if !self.ordered
+            || !self.items_worth_a_stall_spin()
+            || st.stall_spinner
+            || st.closed
+            || st.cancelled
+            || self.has_room(st)
+            || !st.queue.is_empty()
+        {
+            return false;
+        }
+        let head = self.delivery.delivered.load(Ordering::Acquire);
+        if self.window.is_full(head) {
+            // Not a stall: the consumer is due its results.
+            return false;
+        }
+        // This worker is awake and about to sleep: not counted.
+        let other_workers = self.workers.saturating_sub(st.idle_workers + 1);
+        let consumer = st.consumers.waiting == 0 || st.consumers_spinning > 0;
+        let feeder = self.fed && (st.feeder.waiting == 0 || st.feeder_spinning);
+        other_workers + usize::from(consumer) + usize::from(feeder) < self.cpus
+    }
+
     /// Spin on `hint` (for at most `limit`, or the spin limit) instead of parking, if the
     /// spinner's record allows and items are cheap. `hint` must be false in the state `st`
     /// shows: the caller has just looked and found nothing. Returns the guard, and whether
@@ -361,6 +417,7 @@ impl<H: Handler> Shared<H> {
             return (st, false);
         }
         Hints::set(hint, false);
+        count_spinner(&mut st, spinner, true);
         drop(st);
         let cap = match spinner {
             Spinner::Worker(_) | Spinner::Feeder => self.pool_spin_limit,
@@ -372,7 +429,61 @@ impl<H: Handler> Shared<H> {
             hint.load(Ordering::Relaxed) || self.stop_pulling.load(Ordering::Relaxed)
         });
         st = lock(&self.state);
+        count_spinner(&mut st, spinner, false);
         st.backoff(spinner).record(found);
+        (st, true)
+    }
+
+    /// Items cost at least `STALL_ITEM_NS`. (Loom models have no clock to measure them
+    /// by: they take every stall.)
+    fn items_worth_a_stall_spin(&self) -> bool {
+        #[cfg(loom)]
+        return true;
+        #[cfg(not(loom))]
+        return self.sizer.item_ns() >= STALL_ITEM_NS;
+    }
+
+    /// Spins through stalls have taken at most 1/`STALL_SPIN_SHARE` of the workers' busy
+    /// time so far. (Loom models: both are clock readings, so no budget.)
+    fn within_stall_spin_budget(&self, st: &StateOf<H>) -> bool {
+        #[cfg(loom)]
+        return {
+            let _ = st;
+            true
+        };
+        #[cfg(not(loom))]
+        return st.stall_spun_ns <= self.busy_ns() / STALL_SPIN_SHARE;
+    }
+
+    /// Spin through a stall of the window (`stall_to_spin_through`) instead of parking,
+    /// if the record of such spins and their budget allow: until work worth a round is
+    /// queued, the head's result is taken (the stall is over, and the refill is on its
+    /// way), close or cancel, or `STALL_SPIN_LIMIT`. Returns the guard, and whether it
+    /// spun.
+    pub(super) fn spin_through_stall<'a>(&'a self, mut st: Guard<'a, H>) -> (Guard<'a, H>, bool) {
+        if !self.stall_to_spin_through(&st)
+            || !self.within_stall_spin_budget(&st)
+            || !st.stall_spins.should_spin()
+        {
+            return (st, false);
+        }
+        Hints::set(&self.hints.work, false);
+        st.stall_spinner = true;
+        drop(st);
+        let started = Instant::now();
+        // The stall is over once the consumer has taken the head's result. (Not the `full`
+        // mirror: it may read false through a whole stall, and the spin would end at once.)
+        let delivered = &self.delivery.delivered;
+        let head = delivered.load(Ordering::Relaxed);
+        let found = spin_until(STALL_SPIN_LIMIT, || {
+            self.hints.work.load(Ordering::Relaxed)
+                || self.stop_pulling.load(Ordering::Relaxed)
+                || delivered.load(Ordering::Relaxed) != head
+        });
+        st = lock(&self.state);
+        st.stall_spinner = false;
+        st.stall_spun_ns += started.elapsed().as_nanos() as u64;
+        st.stall_spins.record(found);
         (st, true)
     }
 
