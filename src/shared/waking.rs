@@ -379,7 +379,8 @@ impl<H: Handler> Shared<H> {
     /// other threads leave a core free: the workers awake, a consumer that is not asleep,
     /// a feeder that is not asleep (a thread of the caller's that is neither is not
     /// counted). A spin on a core somebody else wanted slowed cheap items by 5–20%.
-    fn stall_to_spin_through(&self, st: &StateOf<H>) -> bool {
+    /// Returns the stalled head's index.
+    fn stall_to_spin_through(&self, st: &StateOf<H>) -> Option<u64> {
         if !self.ordered
             || !self.items_worth_a_stall_spin()
             || st.stall_spinner
@@ -388,18 +389,18 @@ impl<H: Handler> Shared<H> {
             || self.has_room(st)
             || !st.queue.is_empty()
         {
-            return false;
+            return None;
         }
         let head = self.delivery.delivered.load(Ordering::Acquire);
         if self.window.is_full(head) {
             // Not a stall: the consumer is due its results.
-            return false;
+            return None;
         }
         // This worker is awake and about to sleep: not counted.
         let other_workers = self.workers.saturating_sub(st.idle_workers + 1);
         let consumer = st.consumers.waiting == 0 || st.consumers_spinning > 0;
         let feeder = self.fed && (st.feeder.waiting == 0 || st.feeder_spinning);
-        other_workers + usize::from(consumer) + usize::from(feeder) < self.cpus
+        (other_workers + usize::from(consumer) + usize::from(feeder) < self.cpus).then_some(head)
     }
 
     /// Spin on `hint` (for at most `limit`, or the spin limit) instead of parking, if the
@@ -461,20 +462,19 @@ impl<H: Handler> Shared<H> {
     /// way), close or cancel, or `STALL_SPIN_LIMIT`. Returns the guard, and whether it
     /// spun.
     pub(super) fn spin_through_stall<'a>(&'a self, mut st: Guard<'a, H>) -> (Guard<'a, H>, bool) {
-        if !self.stall_to_spin_through(&st)
-            || !self.within_stall_spin_budget(&st)
-            || !st.stall_spins.should_spin()
-        {
+        let Some(head) = self.stall_to_spin_through(&st) else {
+            return (st, false);
+        };
+        if !self.within_stall_spin_budget(&st) || !st.stall_spins.should_spin() {
             return (st, false);
         }
         Hints::set(&self.hints.work, false);
         st.stall_spinner = true;
         drop(st);
         let started = Instant::now();
-        // The stall is over once the consumer has taken the head's result. (Not the `full`
-        // mirror: it may read false through a whole stall, and the spin would end at once.)
+        // The stall is over once the consumer has taken the stalled head's result (not
+        // once the `full` mirror clears: it may read false through a whole stall).
         let delivered = &self.delivery.delivered;
-        let head = delivered.load(Ordering::Relaxed);
         let found = spin_until(STALL_SPIN_LIMIT, || {
             self.hints.work.load(Ordering::Relaxed)
                 || self.stop_pulling.load(Ordering::Relaxed)
