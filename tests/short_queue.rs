@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Double, wait_for_succeeded};
+use common::{Double, submit_draining, wait_for_succeeded};
 use pmap::{Config, Pool, Status, Wait};
 
 #[test]
@@ -20,19 +20,10 @@ fn a_short_queue_finishes_with_nobody_waiting() {
     let warm_up = 100_000;
     let mut next_index = 0;
     for i in 0..warm_up {
-        let mut item = i;
-        loop {
-            match pool.submit(item, Wait::Never) {
-                Ok(()) => break,
-                Err(rejected) => {
-                    assert_eq!(rejected.error.status, Status::Timeout);
-                    item = rejected.item;
-                    let outcome = pool.next(Wait::Forever).unwrap();
-                    assert_eq!(outcome.index, next_index);
-                    next_index += 1;
-                }
-            }
-        }
+        submit_draining(&pool, i, |outcome| {
+            assert_eq!(outcome.index, next_index);
+            next_index += 1;
+        });
     }
     while next_index < warm_up {
         let outcome = pool.next(Wait::Forever).unwrap();

@@ -4,10 +4,13 @@
 //! caller submitting and draining on one thread (README pattern 1), and with a cancel
 //! in the middle of a stall; the drain must end.
 
+mod common;
+
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::submit_draining;
 use pmap::{Config, Handler, Outcome, Pool, Status, Wait};
 
 /// Runs for `item` microseconds (measured by the clock, so the pool learns items cost
@@ -63,9 +66,8 @@ fn within_a_minute(f: impl FnOnce() + Send + 'static) {
     }
 }
 
-/// Takes the next result, which must be item `next`, done.
-fn take(pool: &Pool<Spin>, next: &mut u64) {
-    let outcome = pool.next(Wait::Forever).unwrap();
+/// `outcome` must be item `next`, done.
+fn check(outcome: &Outcome<u64, u64>, next: &mut u64) {
     assert_eq!(outcome.index, *next);
     assert_eq!(outcome.value, Some(cost(*next)));
     *next += 1;
@@ -78,21 +80,11 @@ fn every_item_comes_back_in_order_through_stalls() {
         let n = 400;
         let mut next = 0;
         for i in 0..n {
-            let mut item = cost(i);
-            loop {
-                match pool.submit(item, Wait::Never) {
-                    Ok(()) => break,
-                    Err(rejected) => {
-                        assert_eq!(rejected.error.status, Status::Timeout);
-                        item = rejected.item;
-                        take(&pool, &mut next);
-                    }
-                }
-            }
+            submit_draining(&pool, cost(i), |outcome| check(&outcome, &mut next));
         }
         pool.close().unwrap();
         while next < n {
-            take(&pool, &mut next);
+            check(&pool.next(Wait::Forever).unwrap(), &mut next);
         }
         assert_eq!(pool.next(Wait::Forever).unwrap_err().status, Status::Done);
         let stats = pool.stats().unwrap();
@@ -107,22 +99,8 @@ fn a_cancel_during_a_stall_ends_the_drain() {
         // Enough fast items for the pool to measure their cost, then a slow head and a
         // window full behind it.
         for i in 0..64u64 {
-            let mut item = if i < 48 {
-                20
-            } else if i == 56 {
-                20_000
-            } else {
-                20
-            };
-            loop {
-                match pool.submit(item, Wait::Never) {
-                    Ok(()) => break,
-                    Err(rejected) => {
-                        item = rejected.item;
-                        pool.next(Wait::Forever).unwrap();
-                    }
-                }
-            }
+            let item = if i == 56 { 20_000 } else { 20 };
+            submit_draining(&pool, item, |_| {});
         }
         // The 20 ms item is at or near the head now; let the stall begin, then cancel.
         thread::sleep(Duration::from_millis(5));

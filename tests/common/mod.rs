@@ -1,10 +1,11 @@
 //! What several integration tests share.
+#![allow(dead_code, reason = "each test binary uses only some of these")]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use pmap::{Handler, Pool};
+use pmap::{Handler, Outcome, Pool, Status, Wait};
 
 /// Doubles each item, and counts the outcomes a freed pool hands to `drop_unreturned`.
 #[derive(Default)]
@@ -25,7 +26,7 @@ impl Handler for Double {
 
     fn exit(&self, _worker: u32, _state: ()) {}
 
-    fn drop_unreturned(&self, _outcome: pmap::Outcome<u64, u64>) {
+    fn drop_unreturned(&self, _outcome: Outcome<u64, u64>) {
         self.dropped.fetch_add(1, Ordering::SeqCst);
     }
 }
@@ -40,5 +41,24 @@ pub fn wait_for_succeeded(pool: &Pool<Double>, n: u64) {
             "fewer than {n} items finished within 30 s"
         );
         std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// README pattern 1: submit `item` without waiting; while the window is full, hand the
+/// next result (waiting for it) to `take`, and try again.
+pub fn submit_draining<H: Handler>(
+    pool: &Pool<H>,
+    mut item: H::Item,
+    mut take: impl FnMut(Outcome<H::Item, H::Output>),
+) {
+    loop {
+        match pool.submit(item, Wait::Never) {
+            Ok(()) => return,
+            Err(rejected) => {
+                assert_eq!(rejected.error.status, Status::Timeout);
+                item = rejected.item;
+                take(pool.next(Wait::Forever).unwrap());
+            }
+        }
     }
 }
