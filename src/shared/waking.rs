@@ -18,14 +18,12 @@ use super::{Guard, Shared, State, StateOf};
 /// does not spin through stalls for them. (Spinning through the stalls of trivial items,
 /// which last microseconds, slowed the batch calls by 5–10%: the stall spinner came back
 /// for short rounds, through the lock the consumer needed.)
-#[cfg_attr(loom, allow(dead_code, reason = "loom models measure no item"))]
 const STALL_ITEM_NS: u64 = 1_000;
 
 /// Spins through stalls take at most about 1/`STALL_SPIN_SHARE` of the time the workers
 /// spend working: where stalls come often and last long (a window far too small for
 /// the skew, 128 for the mix of BENCHMARKS.md), they cost 10% more CPU and saved
 /// nothing.
-#[cfg_attr(loom, allow(dead_code, reason = "loom models keep no budget"))]
 const STALL_SPIN_SHARE: u64 = 50;
 
 /// Longest the feeder or a producer sleeps for room, which may be held back for a batch:
@@ -382,12 +380,12 @@ impl<H: Handler> Shared<H> {
     /// Returns the stalled head's index.
     fn stall_to_spin_through(&self, st: &StateOf<H>) -> Option<u64> {
         if !self.ordered
-            || !self.items_worth_a_stall_spin()
             || st.stall_spinner
             || st.closed
             || st.cancelled
-            || self.has_room(st)
             || !st.queue.is_empty()
+            || self.has_room(st)
+            || !self.items_worth_a_stall_spin()
         {
             return None;
         }
@@ -438,22 +436,13 @@ impl<H: Handler> Shared<H> {
     /// Items cost at least `STALL_ITEM_NS`. (Loom models have no clock to measure them
     /// by: they take every stall.)
     fn items_worth_a_stall_spin(&self) -> bool {
-        #[cfg(loom)]
-        return true;
-        #[cfg(not(loom))]
-        return self.sizer.item_ns() >= STALL_ITEM_NS;
+        cfg!(loom) || self.sizer.item_ns() >= STALL_ITEM_NS
     }
 
     /// Spins through stalls have taken at most 1/`STALL_SPIN_SHARE` of the workers' busy
     /// time so far. (Loom models: both are clock readings, so no budget.)
     fn within_stall_spin_budget(&self, st: &StateOf<H>) -> bool {
-        #[cfg(loom)]
-        return {
-            let _ = st;
-            true
-        };
-        #[cfg(not(loom))]
-        return st.stall_spun_ns <= self.busy_ns() / STALL_SPIN_SHARE;
+        cfg!(loom) || st.stall_spun_ns <= self.busy_ns() / STALL_SPIN_SHARE
     }
 
     /// Spin through a stall of the window (`stall_to_spin_through`) instead of parking,
